@@ -1,0 +1,356 @@
+"""Feature-cache schema v1 and its validator.
+
+One HDF5 file per dataset, flat and ragged so that a batch of lookups is one fancy-index
+(DESIGN.md section 1). ``N`` videos, ``F`` frames in all, ``C`` classes:
+
+==========================  ==================  ===============================================
+path                        shape, dtype        meaning
+==========================  ==================  ===============================================
+``frames/features``         (F, D) float16      heavy backbone feature of each frame
+``frames/light``            (F, Dl) float16     light backbone feature of each frame
+``frames/logits``           (F, C) float16      heavy recognizer logits (``fit-recognizer``)
+``frames/light_logits``     (F, C) float16      light recognizer logits (``fit-recognizer``)
+``frames/relevance``        (F,) float16        synthetic only: ground truth in [0, 1]
+``videos/offset``           (N,) int64          first row of each video
+``videos/length``           (N,) int32          frames of each video (>= 1)
+``videos/label``            (N,) int32          class index in [0, C)
+``videos/split``            (N,) uint8          0 train, 1 val, 2 test
+``videos/id``               (N,) utf-8 str      video identifier
+``classes/name``            (C,) utf-8 str      class names
+``recognizer/*``            float32             the linear heads that produced the logits
+==========================  ==================  ===============================================
+
+Root attributes: ``schema_version``, ``dataset``, ``fps``, ``backbone``, ``light_backbone``,
+``gflops_per_frame``, ``light_gflops_per_frame``, ``synthetic`` and, when synthetic, ``generator``
+(the generator's parameters as JSON).
+
+Videos are stored back to back in file order (``offset[i+1] == offset[i] + length[i]``), which
+the validator enforces: it is the simplest rule that rules out overlaps and gaps, and it lets a
+writer stream videos without an index.
+
+:func:`validate` checks every rule and raises :class:`CacheError` with the file, the path inside
+it and the problem, so the CLI and the environment can show one precise line instead of a
+traceback from deep inside h5py or NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+SCHEMA_VERSION = 1
+SPLITS = {"train": 0, "val": 1, "test": 2}
+SPLIT_NAMES = {v: k for k, v in SPLITS.items()}
+
+ROOT_ATTRS = {
+    "schema_version": "int",
+    "dataset": "str",
+    "fps": "float",
+    "backbone": "str",
+    "light_backbone": "str",
+    "gflops_per_frame": "float",
+    "light_gflops_per_frame": "float",
+    "synthetic": "bool",
+}
+
+# path -> (dtype, rank). Dimensions are checked against each other in _check_shapes.
+REQUIRED = {
+    "frames/features": (np.float16, 2),
+    "frames/light": (np.float16, 2),
+    "videos/offset": (np.int64, 1),
+    "videos/length": (np.int32, 1),
+    "videos/label": (np.int32, 1),
+    "videos/split": (np.uint8, 1),
+    "videos/id": ("str", 1),
+    "classes/name": ("str", 1),
+}
+RECOGNIZER = {
+    "frames/logits": (np.float16, 2),
+    "frames/light_logits": (np.float16, 2),
+}
+OPTIONAL = {"frames/relevance": (np.float16, 1)}
+
+# Rows scanned at a time for NaN/inf, so validating a file larger than RAM stays cheap.
+_SCAN_ROWS = 1 << 16
+
+STR_DTYPE = h5py.string_dtype("utf-8")
+
+
+class CacheError(ValueError):
+    """A feature cache breaks the schema. ``str()`` is one line naming file, path and problem."""
+
+    def __init__(self, file: str | os.PathLike, where: str, problem: str):
+        self.file, self.where, self.problem = str(file), where, problem
+        super().__init__(f"{self.file}: {where}: {problem}")
+
+
+@dataclass(frozen=True)
+class CacheSummary:
+    """What :func:`validate` learned about a valid cache (shapes and attributes)."""
+
+    num_videos: int
+    num_frames: int
+    num_classes: int
+    feature_dim: int
+    light_dim: int
+    has_recognizer: bool
+    has_relevance: bool
+    attrs: dict
+
+
+def validate(path: str | os.PathLike, require_recognizer: bool = True) -> CacheSummary:
+    """Check every schema rule of the cache at ``path``; raise :class:`CacheError` on the first.
+
+    ``require_recognizer=False`` accepts a cache whose logits are not fitted yet (what
+    ``adaframe fit-recognizer`` consumes).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CacheError(path, "/", "no such file")
+    if path.is_dir():
+        raise CacheError(path, "/", "is a directory, expected an HDF5 feature cache")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise CacheError(
+            path, "/", f"not a readable HDF5 file (truncated or corrupt?): {_first_line(e)}"
+        ) from None
+    with f:
+        try:
+            return _validate_open(path, f, require_recognizer)
+        except CacheError:
+            raise
+        except (OSError, RuntimeError, KeyError) as e:  # h5py read errors inside a damaged file
+            raise CacheError(
+                path, "/", f"unreadable data (truncated or corrupt?): {_first_line(e)}"
+            )
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _validate_open(path: Path, f: h5py.File, require_recognizer: bool) -> CacheSummary:
+    attrs = _check_attrs(path, f)
+    expected = dict(REQUIRED)
+    if require_recognizer:
+        expected.update(RECOGNIZER)
+    for name, (dtype, rank) in expected.items():
+        _check_dataset(path, f, name, dtype, rank)
+    has_recognizer = all(name in f for name in RECOGNIZER)
+    if has_recognizer and not require_recognizer:
+        for name, (dtype, rank) in RECOGNIZER.items():
+            _check_dataset(path, f, name, dtype, rank)
+    has_relevance = "frames/relevance" in f
+    if has_relevance:
+        _check_dataset(path, f, "frames/relevance", *OPTIONAL["frames/relevance"])
+
+    n, num_frames, c = _check_shapes(path, f, has_recognizer, has_relevance)
+    _check_videos(path, f, n, num_frames, c)
+    finite = ["frames/features", "frames/light"]
+    if has_recognizer:
+        finite += list(RECOGNIZER)
+    for name in finite:
+        _check_finite(path, f[name], name)
+    if has_relevance:
+        _check_finite(path, f["frames/relevance"], "frames/relevance")
+        rel = f["frames/relevance"][:]
+        if rel.min() < 0 or rel.max() > 1:
+            raise CacheError(path, "/frames/relevance", "values outside [0, 1]")
+    if not attrs["synthetic"] and has_relevance:
+        raise CacheError(
+            path,
+            "/frames/relevance",
+            "present in a cache with synthetic=False; "
+            "ground-truth relevance exists for synthetic data only",
+        )
+    return CacheSummary(
+        num_videos=n,
+        num_frames=num_frames,
+        num_classes=c,
+        feature_dim=f["frames/features"].shape[1],
+        light_dim=f["frames/light"].shape[1],
+        has_recognizer=has_recognizer,
+        has_relevance=has_relevance,
+        attrs=attrs,
+    )
+
+
+def _check_attrs(path: Path, f: h5py.File) -> dict:
+    if "schema_version" not in f.attrs:
+        raise CacheError(
+            path,
+            "/@schema_version",
+            "missing: not an adaframe-gym feature cache "
+            "(write one with `adaframe synth` or the extraction tools)",
+        )
+    version = f.attrs["schema_version"]
+    if not np.issubdtype(np.asarray(version).dtype, np.integer):
+        raise CacheError(path, "/@schema_version", f"must be an integer, got {version!r}")
+    if int(version) > SCHEMA_VERSION:
+        raise CacheError(
+            path,
+            "/@schema_version",
+            f"version {int(version)} is newer than this adaframe-gym "
+            f"reads (up to {SCHEMA_VERSION}); upgrade adaframe-gym",
+        )
+    if int(version) < 1:
+        raise CacheError(path, "/@schema_version", f"unknown version {int(version)}")
+    attrs = {}
+    for name, kind in ROOT_ATTRS.items():
+        if name not in f.attrs:
+            raise CacheError(path, f"/@{name}", "missing root attribute")
+        value = f.attrs[name]
+        try:
+            attrs[name] = _coerce_attr(value, kind)
+        except (TypeError, ValueError):
+            raise CacheError(path, f"/@{name}", f"expected {kind}, got {value!r}") from None
+    for name in ("gflops_per_frame", "light_gflops_per_frame", "fps"):
+        if not (np.isfinite(attrs[name]) and attrs[name] > 0):
+            raise CacheError(path, f"/@{name}", f"must be a positive number, got {attrs[name]}")
+    for name, value in f.attrs.items():
+        if name not in attrs:
+            attrs[name] = value.decode() if isinstance(value, bytes) else value
+    return attrs
+
+
+def _coerce_attr(value, kind: str):
+    if kind == "str":
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        if not isinstance(value, str):
+            raise TypeError
+        return value
+    arr = np.asarray(value)
+    if arr.ndim != 0:
+        raise TypeError
+    if kind == "bool":
+        if arr.dtype.kind not in "bi":
+            raise TypeError
+        return bool(arr)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError
+    return int(arr) if kind == "int" else float(arr)
+
+
+def _check_dataset(path: Path, f: h5py.File, name: str, dtype, rank: int) -> None:
+    where = "/" + name
+    if name not in f:
+        hint = ""
+        if name in RECOGNIZER:
+            hint = f"; fit it with `adaframe fit-recognizer {path}`"
+        raise CacheError(path, where, "missing dataset" + hint)
+    ds = f[name]
+    if not isinstance(ds, h5py.Dataset):
+        raise CacheError(path, where, "is a group, expected a dataset")
+    if ds.ndim != rank:
+        raise CacheError(path, where, f"has shape {ds.shape}, expected {rank} dimension(s)")
+    if dtype == "str":
+        if h5py.check_string_dtype(ds.dtype) is None:
+            raise CacheError(path, where, f"dtype {ds.dtype}, expected utf-8 strings")
+    elif ds.dtype != np.dtype(dtype):
+        raise CacheError(path, where, f"dtype {ds.dtype}, expected {np.dtype(dtype).name}")
+
+
+def _check_shapes(path: Path, f: h5py.File, has_recognizer: bool, has_relevance: bool):
+    num_frames = f["frames/features"].shape[0]
+    n = f["videos/offset"].shape[0]
+    c = f["classes/name"].shape[0]
+    if num_frames == 0 or n == 0:
+        raise CacheError(path, "/frames/features", "the cache holds no frames or no videos")
+    if c < 2:
+        raise CacheError(path, "/classes/name", f"{c} class(es); need at least 2")
+    frame_sets = ["frames/light"] + (list(RECOGNIZER) if has_recognizer else [])
+    frame_sets += ["frames/relevance"] if has_relevance else []
+    for name in frame_sets:
+        if f[name].shape[0] != num_frames:
+            raise CacheError(
+                path,
+                "/" + name,
+                f"has {f[name].shape[0]} rows, /frames/features has {num_frames}",
+            )
+    if has_recognizer:
+        for name in RECOGNIZER:
+            if f[name].shape[1] != c:
+                raise CacheError(
+                    path,
+                    "/" + name,
+                    f"has {f[name].shape[1]} columns, expected one per class ({c})",
+                )
+    for name in ("videos/length", "videos/label", "videos/split", "videos/id"):
+        if f[name].shape[0] != n:
+            raise CacheError(path, "/" + name, f"has {f[name].shape[0]} entries, expected {n}")
+    return n, num_frames, c
+
+
+def _check_videos(path: Path, f: h5py.File, n: int, num_frames: int, c: int) -> None:
+    offset = f["videos/offset"][:]
+    length = f["videos/length"][:]
+    label = f["videos/label"][:]
+    split = f["videos/split"][:]
+    bad = np.flatnonzero(length < 1)
+    if bad.size:
+        raise CacheError(
+            path,
+            "/videos/length",
+            f"video {bad[0]} ({_video_id(f, bad[0])}) has length {length[bad[0]]}; "
+            "every video needs at least one frame",
+        )
+    if offset[0] != 0:
+        raise CacheError(path, "/videos/offset", f"offset[0] is {offset[0]}, expected 0")
+    ends = offset + length
+    bad = np.flatnonzero(offset[1:] != ends[:-1])
+    if bad.size:
+        i = bad[0] + 1
+        kind = "overlaps" if offset[i] < ends[i - 1] else "leaves a gap after"
+        raise CacheError(
+            path,
+            "/videos/offset",
+            f"video {i} ({_video_id(f, i)}) starts at row {offset[i]} and {kind} video {i - 1} "
+            f"(rows {offset[i - 1]}:{ends[i - 1]}); videos must be stored back to back",
+        )
+    if ends[-1] != num_frames:
+        raise CacheError(
+            path,
+            "/videos/length",
+            f"videos cover {ends[-1]} rows but /frames/features has {num_frames}",
+        )
+    bad = np.flatnonzero((label < 0) | (label >= c))
+    if bad.size:
+        raise CacheError(
+            path,
+            "/videos/label",
+            f"video {bad[0]} ({_video_id(f, bad[0])}) has label {label[bad[0]]}, "
+            f"outside [0, {c}) for {c} classes",
+        )
+    bad = np.flatnonzero(split > 2)
+    if bad.size:
+        raise CacheError(
+            path,
+            "/videos/split",
+            f"video {bad[0]} has split {split[bad[0]]}; expected 0 train, 1 val, 2 test",
+        )
+    ids = f["videos/id"].asstr()[:]
+    uniq, counts = np.unique(ids, return_counts=True)
+    if counts.max() > 1:
+        raise CacheError(path, "/videos/id", f"id {uniq[counts.argmax()]!r} appears twice")
+
+
+def _video_id(f: h5py.File, i: int) -> str:
+    try:
+        return repr(f["videos/id"].asstr()[int(i)])
+    except Exception:  # the id dataset may itself be the broken part
+        return "id unreadable"
+
+
+def _check_finite(path: Path, ds: h5py.Dataset, name: str) -> None:
+    for start in range(0, ds.shape[0], _SCAN_ROWS):
+        block = ds[start : start + _SCAN_ROWS]
+        ok = np.isfinite(block)
+        if not ok.all():
+            row = start + int(np.argwhere(~ok)[0][0])
+            raise CacheError(path, "/" + name, f"row {row} holds NaN or inf")

@@ -1,0 +1,74 @@
+"""Write a feature cache in schema v1, atomically.
+
+Datasets are stored contiguous and uncompressed: a lazy :class:`~adaframe_env.FeatureStore`
+then maps them straight into memory (``np.memmap``), and a batch of lookups stays one
+fancy-index even for files larger than RAM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from adaframe_env.data.atomic import atomic_output
+from adaframe_env.data.schema import SCHEMA_VERSION, STR_DTYPE, validate
+
+DTYPES = {
+    "frames/features": np.float16,
+    "frames/light": np.float16,
+    "frames/logits": np.float16,
+    "frames/light_logits": np.float16,
+    "frames/relevance": np.float16,
+    "videos/offset": np.int64,
+    "videos/length": np.int32,
+    "videos/label": np.int32,
+    "videos/split": np.uint8,
+}
+
+
+def write_datasets(f: h5py.File, arrays: Mapping[str, np.ndarray]) -> None:
+    """Create (or replace) datasets in an open file, cast to the schema's dtypes."""
+    for name, value in arrays.items():
+        if name in f:
+            old = f[name]
+            new = np.asarray(value, dtype=DTYPES.get(name, np.float32))
+            if (
+                name not in ("videos/id", "classes/name")
+                and old.shape == new.shape
+                and old.dtype == new.dtype
+            ):
+                old[...] = new  # overwrite in place: HDF5 does not reclaim deleted space
+                continue
+            del f[name]
+        if name in ("videos/id", "classes/name"):
+            f.create_dataset(name, data=np.asarray(value, dtype=object), dtype=STR_DTYPE)
+        else:
+            f.create_dataset(name, data=np.asarray(value, dtype=DTYPES.get(name, np.float32)))
+
+
+def write_cache(
+    dest: str | os.PathLike,
+    arrays: Mapping[str, np.ndarray],
+    attrs: Mapping[str, object],
+    generator: Mapping[str, object] | None = None,
+) -> Path:
+    """Write ``arrays`` (schema paths -> arrays) and root ``attrs`` to ``dest`` atomically.
+
+    The file is validated before it is renamed into place, so a cache under its final name
+    always passes ``adaframe validate``.
+    """
+    with atomic_output(dest) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            for key, value in attrs.items():
+                f.attrs[key] = value
+            if generator is not None:
+                f.attrs["generator"] = json.dumps(dict(generator), sort_keys=True)
+            write_datasets(f, arrays)
+        validate(tmp, require_recognizer="frames/logits" in arrays)
+    return Path(dest)

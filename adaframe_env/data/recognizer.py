@@ -8,8 +8,8 @@ fine-tuning a frame classifier on untrimmed video does), and store the logits of
 Choices where the paper is silent: features are standardized with train-split statistics
 (folded back into the stored weights, so ``logits = features @ W.T + b`` on raw features),
 AdamW with lr 1e-2 decayed linearly to 0, weight decay 1e-4, batch 4096, ``epochs`` passes
-over at most ``max_rows`` randomly chosen train frames (a linear head saturates long before
-all 500k frames of the fcvid proxy are seen). Deterministic for a seed on a given machine.
+(at least ``min_steps`` steps) over at most ``max_rows`` randomly chosen train frames (a linear
+head saturates long before all 500k train frames of the fcvid proxy are seen). Deterministic for a seed on a given machine.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def fit_softmax(
     seed: int = 0,
     epochs: int = 4,
     max_rows: int = 300_000,
+    min_steps: int = 300,
     progress: bool = False,
     desc: str = "fit head",
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +80,9 @@ def fit_softmax(
     torch.manual_seed(seed)
     head = torch.nn.Linear(xt.shape[1], num_classes)
     batch = 4096
-    steps = epochs * max(1, -(-len(xt) // batch))
+    steps_per_epoch = max(1, -(-len(xt) // batch))
+    epochs = max(epochs, -(-min_steps // steps_per_epoch))  # small caches need more passes
+    steps = epochs * steps_per_epoch
     opt = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)
     bar = tqdm(total=steps, desc=desc, disable=not progress, unit="step", leave=False)

@@ -127,7 +127,7 @@ def validate(path: str | os.PathLike, require_recognizer: bool = True) -> CacheS
         except (OSError, RuntimeError, KeyError) as e:  # h5py read errors inside a damaged file
             raise CacheError(
                 path, "/", f"unreadable data (truncated or corrupt?): {_first_line(e)}"
-            )
+            ) from None
 
 
 def _first_line(e: BaseException) -> str:

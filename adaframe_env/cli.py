@@ -1,0 +1,134 @@
+"""The ``adaframe`` command: make, inspect, check and fit feature caches.
+
+    adaframe synth --preset fcvid --out fcvid-proxy.h5 [--seed 0]
+    adaframe info FILE
+    adaframe validate FILE
+    adaframe fit-recognizer FILE [--seed 0]
+
+Errors in the user's input (a bad file, a bad argument) print one line and exit with status 2;
+they never end in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from adaframe_env.data.schema import SPLIT_NAMES, CacheError, validate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="adaframe", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write a synthetic proxy cache (seeded, deterministic)")
+    p.add_argument("--preset", required=True, choices=["fcvid", "activitynet", "tiny"])
+    p.add_argument("--out", required=True, type=Path, help="destination .h5 file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(run=_synth)
+
+    p = sub.add_parser("info", help="summarize a cache")
+    p.add_argument("file", type=Path)
+    p.set_defaults(run=_info)
+
+    p = sub.add_parser("validate", help="check every schema rule; exit 2 with the first problem")
+    p.add_argument("file", type=Path)
+    p.add_argument("--no-recognizer", action="store_true",
+                   help="accept a cache whose logits are not fitted yet")
+    p.set_defaults(run=_validate)
+
+    p = sub.add_parser("fit-recognizer", help="fit the heavy and light softmax heads in place")
+    p.add_argument("file", type=Path)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_fit)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except CacheError as e:
+        print(f"adaframe {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"adaframe {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+def _synth(args) -> int:
+    from adaframe_env.data.synth import preset, synthesize
+
+    if args.out.is_dir():
+        print(f"adaframe synth: --out {args.out} is a directory; give a file name such as "
+              f"{args.out / (args.preset + '-proxy.h5')}", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    synthesize(args.out, preset(args.preset, seed=args.seed), progress=not args.no_progress)
+    size = args.out.stat().st_size / 2**20
+    print(f"wrote {args.out} ({size:.0f} MiB) in {time.time() - t0:.1f} s")
+    _info(argparse.Namespace(file=args.out))
+    return 0
+
+
+def _info(args) -> int:
+    summary = validate(args.file, require_recognizer=False)
+    from adaframe_env.data.store import FeatureStore
+
+    store = FeatureStore(args.file, lazy=True, validate_file=False, require_recognizer=False)
+    a = summary.attrs
+    lines = [
+        f"file              {args.file} ({args.file.stat().st_size / 2**20:.0f} MiB)",
+        f"dataset           {a['dataset']} (schema v{a['schema_version']}, "
+        f"{'SYNTHETIC proxy' if a['synthetic'] else 'real features'})",
+        f"videos            {summary.num_videos}: "
+        + ", ".join(f"{SPLIT_NAMES[s]} {(store.split == s).sum()}" for s in (0, 1, 2)),
+        f"classes           {summary.num_classes}",
+        f"frames            {summary.num_frames} at {a['fps']:g} fps; per video mean "
+        f"{store.length.mean():.1f}, median {np.median(store.length):.0f}, "
+        f"min {store.length.min()}, max {store.length.max()}",
+        f"heavy backbone    {a['backbone']}, dim {summary.feature_dim}, "
+        f"{a['gflops_per_frame']:g} GFLOPs/frame",
+        f"light backbone    {a['light_backbone']}, dim {summary.light_dim}, "
+        f"{a['light_gflops_per_frame']:g} GFLOPs/frame (memory of 16: "
+        f"{16 * a['light_gflops_per_frame']:.2f} GFLOPs)",
+        f"relevance         {'stored (ground truth)' if summary.has_relevance else 'none'}",
+    ]
+    if summary.has_recognizer and "recognizer_frame_top1" in a:
+        lines.append(
+            f"recognizer        {a['recognizer_eval_split']} split: heavy per-frame top-1 "
+            f"{a['recognizer_frame_top1']:.3f}, AvgPooling-all top-1 "
+            f"{a['recognizer_avgpool_top1']:.3f} / mAP {a['recognizer_avgpool_map']:.3f}; light "
+            f"per-frame top-1 {a['recognizer_light_frame_top1']:.3f}"
+        )
+    elif summary.has_recognizer:
+        lines.append("recognizer        fitted (no accuracy recorded)")
+    else:
+        lines.append(f"recognizer        NOT FITTED: run `adaframe fit-recognizer {args.file}`")
+    print("\n".join(lines))
+    return 0
+
+
+def _validate(args) -> int:
+    summary = validate(args.file, require_recognizer=not args.no_recognizer)
+    print(f"{args.file}: valid schema v{summary.attrs['schema_version']} cache "
+          f"({summary.num_videos} videos, {summary.num_frames} frames, "
+          f"{summary.num_classes} classes)")
+    return 0
+
+
+def _fit(args) -> int:
+    from adaframe_env.data.recognizer import fit_recognizer_file
+
+    t0 = time.time()
+    report = fit_recognizer_file(args.file, seed=args.seed, progress=not args.no_progress)
+    print(f"fitted the recognizer heads of {args.file} in {time.time() - t0:.1f} s")
+    print("\n".join(report.lines()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

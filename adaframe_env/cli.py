@@ -38,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("validate", help="check every schema rule; exit 2 with the first problem")
     p.add_argument("file", type=Path)
-    p.add_argument("--no-recognizer", action="store_true",
-                   help="accept a cache whose logits are not fitted yet")
+    p.add_argument(
+        "--no-recognizer",
+        action="store_true",
+        help="accept a cache whose logits are not fitted yet",
+    )
     p.set_defaults(run=_validate)
 
     p = sub.add_parser("fit-recognizer", help="fit the heavy and light softmax heads in place")
@@ -49,13 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_fit)
 
     args = parser.parse_args(argv)
+    args.written = None  # commands that write set this to the file once it is in place
     try:
         return args.run(args) or 0
     except CacheError as e:
         print(f"adaframe {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"adaframe {args.command}: interrupted; nothing was written", file=sys.stderr)
+        done = f"{args.written} is complete" if args.written else "nothing was written"
+        # A progress bar may own the current line: start a fresh one.
+        print(f"\nadaframe {args.command}: interrupted; {done}", file=sys.stderr)
         return 130
 
 
@@ -63,11 +69,15 @@ def _synth(args) -> int:
     from adaframe_env.data.synth import preset, synthesize
 
     if args.out.is_dir():
-        print(f"adaframe synth: --out {args.out} is a directory; give a file name such as "
-              f"{args.out / (args.preset + '-proxy.h5')}", file=sys.stderr)
+        print(
+            f"adaframe synth: --out {args.out} is a directory; give a file name such as "
+            f"{args.out / (args.preset + '-proxy.h5')}",
+            file=sys.stderr,
+        )
         return 2
     t0 = time.time()
     synthesize(args.out, preset(args.preset, seed=args.seed), progress=not args.no_progress)
+    args.written = args.out
     size = args.out.stat().st_size / 2**20
     print(f"wrote {args.out} ({size:.0f} MiB) in {time.time() - t0:.1f} s")
     _info(argparse.Namespace(file=args.out))
@@ -114,9 +124,11 @@ def _info(args) -> int:
 
 def _validate(args) -> int:
     summary = validate(args.file, require_recognizer=not args.no_recognizer)
-    print(f"{args.file}: valid schema v{summary.attrs['schema_version']} cache "
-          f"({summary.num_videos} videos, {summary.num_frames} frames, "
-          f"{summary.num_classes} classes)")
+    print(
+        f"{args.file}: valid schema v{summary.attrs['schema_version']} cache "
+        f"({summary.num_videos} videos, {summary.num_frames} frames, "
+        f"{summary.num_classes} classes)"
+    )
     return 0
 
 
@@ -125,6 +137,7 @@ def _fit(args) -> int:
 
     t0 = time.time()
     report = fit_recognizer_file(args.file, seed=args.seed, progress=not args.no_progress)
+    args.written = args.file
     print(f"fitted the recognizer heads of {args.file} in {time.time() - t0:.1f} s")
     print("\n".join(report.lines()))
     return 0

@@ -14,6 +14,7 @@ head saturates long before all 500k train frames of the fcvid proxy are seen). D
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from adaframe_env.data.atomic import atomic_output
-from adaframe_env.data.schema import SPLITS, validate
+from adaframe_env.data.schema import SPLITS, CacheError, validate
 from adaframe_env.data.writer import write_datasets
 from adaframe_env.metrics import mean_average_precision, softmax, top1_accuracy
 
@@ -44,7 +45,12 @@ class RecognizerReport:
     light_avgpool_map: float
 
     def as_attrs(self) -> dict:
-        return {f"recognizer_{k}": v for k, v in self.__dict__.items()}
+        # Fixed-length bytes: HDF5 rewrites them in place, while a variable-length string
+        # attribute leaks 4 KiB of file space every time fit-recognizer rewrites it.
+        return {
+            f"recognizer_{k}": np.bytes_(v) if isinstance(v, str) else v
+            for k, v in self.__dict__.items()
+        }
 
     def lines(self) -> list[str]:
         return [
@@ -68,6 +74,24 @@ def fit_softmax(
     desc: str = "fit head",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit a linear softmax head; return ``(W (C, D), b (C,))`` in float32 for raw features."""
+    with _threads_for(len(x) * x.shape[1]):
+        return _fit_softmax(x, y, num_classes, seed, epochs, max_rows, min_steps, progress, desc)
+
+
+@contextlib.contextmanager
+def _threads_for(work: int):
+    """One torch thread for small fits: on a busy 2-core machine, two threads oversubscribe
+    and a tiny fit takes seconds instead of a fraction of one."""
+    before = torch.get_num_threads()
+    if work < 5_000_000:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit_softmax(x, y, num_classes, seed, epochs, max_rows, min_steps, progress, desc):
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     if len(x) > max_rows:
@@ -165,6 +189,14 @@ def fit_recognizer_file(
     """Fit the heads of an existing cache and write logits and weights in place, atomically."""
     path = Path(path)
     validate(path, require_recognizer=False)
+    with h5py.File(path, "r") as f:
+        split = f["videos/split"][:]
+    if not (split == SPLITS["train"]).any():
+        raise CacheError(path, "/videos/split", "no train-split videos to fit the recognizer on")
+    if not np.isin(split, [SPLITS["val"], SPLITS["test"]]).any():
+        raise CacheError(
+            path, "/videos/split", "no val or test videos to evaluate the recognizer on"
+        )
     names = (
         "frames/features",
         "frames/light",

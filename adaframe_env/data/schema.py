@@ -229,7 +229,7 @@ def _coerce_attr(value, kind: str):
     if arr.ndim != 0:
         raise TypeError
     if kind == "bool":
-        if arr.dtype.kind not in "bi":
+        if arr.dtype.kind not in "bi" or int(arr) not in (0, 1):
             raise TypeError
         return bool(arr)
     if arr.dtype.kind not in "iuf":
@@ -334,10 +334,20 @@ def _check_videos(path: Path, f: h5py.File, n: int, num_frames: int, c: int) -> 
             "/videos/split",
             f"video {bad[0]} has split {split[bad[0]]}; expected 0 train, 1 val, 2 test",
         )
-    ids = f["videos/id"].asstr()[:]
+    ids = _read_strings(path, f, "videos/id")
+    _read_strings(path, f, "classes/name")
     uniq, counts = np.unique(ids, return_counts=True)
     if counts.max() > 1:
         raise CacheError(path, "/videos/id", f"id {uniq[counts.argmax()]!r} appears twice")
+
+
+def _read_strings(path: Path, f: h5py.File, name: str) -> np.ndarray:
+    try:
+        return f[name].asstr()[:]
+    except UnicodeDecodeError as e:
+        raise CacheError(
+            path, "/" + name, f"holds bytes that are not valid UTF-8 ({e.reason} at byte {e.start})"
+        ) from None
 
 
 def _video_id(f: h5py.File, i: int) -> str:

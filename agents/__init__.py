@@ -1,0 +1,1 @@
+"""Learning agents: AdaFrame, FrameGlimpse(-G), FastForward(-G) and SB3 adapters (to come)."""

@@ -1,0 +1,1 @@
+"""The paper's non-RL methods: AvgPooling, LSTM, their -G variants, SCSampler, the oracle."""

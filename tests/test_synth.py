@@ -1,0 +1,148 @@
+"""The synthetic generator: seeded, deterministic, in the schema (structure only, no accuracy)."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from adaframe_env.cli import main
+from adaframe_env.data.schema import validate
+from adaframe_env.data.synth import PRESETS, SynthConfig, generate, preset
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def tiny_arrays():
+    return generate(preset("tiny", seed=0), progress=False)
+
+
+def test_cli_synth_same_seed_gives_same_bytes(capsys, tmp_path, tiny_cache, assert_same_cache):
+    """``adaframe synth --preset tiny`` twice with one seed: every dataset and attribute equal
+    (the session's cache was made through the library, this one through the CLI)."""
+    out = tmp_path / "again.h5"
+    rc = main(["synth", "--preset", "tiny", "--out", str(out), "--seed", "0", "--no-progress"])
+    stdout, stderr = capsys.readouterr()
+    assert rc == 0 and stderr == ""
+    assert stdout.startswith(f"wrote {out} (")
+    assert "SYNTHETIC proxy" in stdout and "recognizer        test split" in stdout
+    validate(out)
+    assert_same_cache(out, tiny_cache)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.h5"]  # no temp files left
+
+
+def test_cli_synth_other_seed_gives_other_data(capsys, tmp_path, tiny_cache):
+    out = tmp_path / "seed1.h5"
+    assert (
+        main(["synth", "--preset", "tiny", "--out", str(out), "--seed", "1", "--no-progress"]) == 0
+    )
+    capsys.readouterr()
+    s0, s1 = validate(tiny_cache), validate(out)
+    assert (s0.num_classes, s0.feature_dim, s0.light_dim) == (
+        s1.num_classes,
+        s1.feature_dim,
+        s1.light_dim,
+    )
+    assert s0.num_videos == s1.num_videos
+    with h5py.File(tiny_cache, "r") as a, h5py.File(out, "r") as b:
+        assert json.loads(b.attrs["generator"])["seed"] == 1
+        assert json.loads(a.attrs["generator"])["seed"] == 0
+        assert not np.array_equal(a["videos/length"][:], b["videos/length"][:])
+        n = min(len(a["frames/features"]), len(b["frames/features"]))
+        fa, fb = a["frames/features"][:n], b["frames/features"][:n]
+        assert not np.array_equal(fa, fb)
+        assert np.mean(fa == fb) < 0.01
+
+
+def test_generate_is_deterministic(tiny_arrays):
+    arrays, attrs = generate(preset("tiny", seed=0), progress=False)
+    ref_arrays, ref_attrs = tiny_arrays
+    assert arrays.keys() == ref_arrays.keys()
+    for name in arrays:
+        assert arrays[name].dtype == ref_arrays[name].dtype, name
+        if arrays[name].dtype.kind in "OU":
+            assert arrays[name].tolist() == ref_arrays[name].tolist(), name
+        else:
+            assert arrays[name].tobytes() == ref_arrays[name].tobytes(), name
+    assert attrs == ref_attrs
+
+
+def test_one_knob_does_not_reshuffle_the_others(tiny_arrays):
+    """Every draw has its own seed stream: changing the light noise leaves the videos, the
+    segments and the heavy features as they were."""
+    ref, _ = tiny_arrays
+    changed, _ = generate(preset("tiny", seed=0, light_noise=1.2), progress=False)
+    for name in (
+        "videos/label",
+        "videos/split",
+        "videos/length",
+        "frames/relevance",
+        "frames/features",
+    ):
+        assert np.array_equal(changed[name], ref[name]), name
+    assert not np.array_equal(changed["frames/light"], ref["frames/light"])
+
+
+def test_generated_structure(tiny_arrays):
+    cfg = preset("tiny")
+    arrays, attrs = tiny_arrays
+    label, split = arrays["videos/label"], arrays["videos/split"]
+    length, offset = arrays["videos/length"], arrays["videos/offset"]
+    n = cfg.num_classes * sum(cfg.videos_per_class)
+    assert len(label) == len(split) == len(length) == len(offset) == n
+    for s, per_class in enumerate(cfg.videos_per_class):
+        assert np.array_equal(
+            np.bincount(label[split == s], minlength=cfg.num_classes),
+            np.full(cfg.num_classes, per_class),
+        )
+    assert not np.array_equal(split, np.sort(split)), "file order should be shuffled"
+    assert length.min() >= cfg.min_frames and length.max() <= cfg.max_frames
+    assert offset[0] == 0 and np.array_equal(offset[1:], np.cumsum(length)[:-1])
+    F = int(length.sum())
+    assert arrays["frames/features"].shape == (F, cfg.feature_dim)
+    assert arrays["frames/light"].shape == (F, cfg.light_dim)
+    rel = arrays["frames/relevance"].astype(np.float32)
+    assert rel.shape == (F,) and rel.min() >= 0 and rel.max() <= 1
+    for v in range(n):
+        r = rel[offset[v] : offset[v] + length[v]]
+        assert r.max() > 0, f"video {v} has no evidence frame"
+    assert len(set(arrays["videos/id"].tolist())) == n
+    names = arrays["classes/name"].tolist()
+    assert len(names) == cfg.num_classes == len(set(names))
+    assert all(name.split("/")[0] in cfg.group_names for name in names)
+    assert attrs["synthetic"] is True and attrs["dataset"] == "tiny-proxy"
+    assert (
+        np.isfinite(arrays["frames/features"]).all() and np.isfinite(arrays["frames/light"]).all()
+    )
+
+
+def test_synthesized_file_records_the_generator(tiny_cache):
+    with h5py.File(tiny_cache, "r") as f:
+        recorded = json.loads(f.attrs["generator"])
+        assert f.attrs["synthetic"]
+    assert recorded == json.loads(json.dumps(preset("tiny", seed=0).as_json()))
+    assert SynthConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()}
+    ) == preset("tiny", seed=0)
+
+
+def test_synthesized_datasets_are_contiguous(tiny_cache):
+    """Uncompressed, unchunked frame arrays: what the lazy loader maps from disk."""
+    with h5py.File(tiny_cache, "r") as f:
+        for name in ("features", "light", "logits", "light_logits", "relevance"):
+            ds = f[f"frames/{name}"]
+            assert ds.chunks is None and ds.compression is None, name
+            assert ds.id.get_offset() is not None, name
+
+
+def test_presets():
+    assert {"fcvid", "activitynet", "tiny"} <= set(PRESETS)
+    fcvid, anet = preset("fcvid"), preset("activitynet")
+    assert (fcvid.num_classes, fcvid.num_groups) == (239, 11)
+    assert (anet.num_classes, anet.num_groups) == (200, 7)
+    assert preset("tiny", seed=5).seed == 5 and PRESETS["tiny"].seed == 0
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        preset("nope")

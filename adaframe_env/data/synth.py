@@ -91,7 +91,7 @@ class SynthConfig:
     feature_dim: int = 128
     light_dim: int = 64
     group_share: float = 0.5
-    class_strength: tuple[float, float] = (17.0, 42.0)
+    class_strength: tuple[float, float] = (16.5, 41.0)
     video_strength_sigma: float = 0.35
     coverage_beta: tuple[float, float] = (1.24, 0.65)
     max_segments: int = 3

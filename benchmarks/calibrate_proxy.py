@@ -18,15 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adaframe_env.data.store import FeatureStore  # noqa: E402
 from adaframe_env.data.synth import preset, synthesize  # noqa: E402
 from adaframe_env.metrics import mean_average_precision, top1_accuracy  # noqa: E402
 from baselines.avgpool import memory_scores, pooled_scores  # noqa: E402
-from baselines.sampling import select_frames, uniform_frames  # noqa: E402
+from baselines.oracle import oracle_frames  # noqa: E402
+from baselines.sampling import select_frames  # noqa: E402
 
 # Paper Table 1, AvgPooling row (mAP, %).
 PAPER = {
@@ -49,13 +48,6 @@ PAPER = {
         "All": 70.2,
     },
 }
-
-
-def oracle_frames(store: FeatureStore, vid: int, k: int) -> np.ndarray:
-    """K frames spread uniformly over the video's more relevant half (by ground truth)."""
-    rel = store.video_frames("relevance", vid).astype(np.float32)
-    evidence = np.flatnonzero(rel >= np.median(rel))
-    return evidence[uniform_frames(len(evidence), k)]
 
 
 def calibration_table(store: FeatureStore, split: str = "test", seed: int = 0) -> list[tuple]:

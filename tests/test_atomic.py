@@ -352,9 +352,13 @@ def _check_signal_outcome(k: Kill, command: str, unchanged: bool) -> str:
             # The message ends the output (a progress bar may share its line, and tqdm clears
             # its bar once more at exit).
             tail = re.sub(r"[\r\n ]+$", "", k.stderr)
+            assert "Traceback" not in k.stderr, where
+            if tail.endswith(" is complete"):  # Ctrl-C after the rename: the new file is in place
+                assert f"adaframe {command}: interrupted; " in tail, where
+                assert not unchanged, where
+                return "new"
             assert tail.endswith(f"adaframe {command}: {INTERRUPTED}"), where
             assert k.stderr.count(INTERRUPTED) == 1, where
-            assert "Traceback" not in k.stderr, where
             assert unchanged, f"the CLI said nothing was written but the file changed: {where}"
         else:
             assert k.stderr == "" or k.stderr.rstrip().endswith("KeyboardInterrupt"), where

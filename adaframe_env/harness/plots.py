@@ -1,0 +1,222 @@
+"""Pictures of a dataset's results folder (``benchmarks/plot.py DIR``), after paper Fig. 3-7.
+
+- ``map_vs_gflops.png`` (Fig. 3): every run of the dataset, mAP against mean GFLOPs per video;
+  runs of one family (same name up to K / mu) are joined; bounds (the oracle) are hollow and
+  dashed, they are not competitors.
+- ``exit_steps.png`` (Fig. 4): per run, the fraction of videos that exit at each step (circle
+  area) and the accuracy of those videos (colour).
+- ``class_frames.png`` (Fig. 5): for the focus run, the share of each class's videos exiting at
+  each step, for the most and the least frame-hungry classes.
+- ``location_density.png`` (Fig. 7): for the focus run, the density of visited locations
+  (normalized position in the video) at each step.
+
+The focus run is ``focus=`` if given, else the run whose exit step varies most (an adaptive
+agent), ties broken by the most recent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from adaframe_env.data.atomic import atomic_output  # noqa: E402
+
+PLOT_FILES = ("map_vs_gflops.png", "exit_steps.png", "class_frames.png", "location_density.png")
+
+
+def load_results(folder: str | Path) -> list[dict]:
+    """Every ``<run>.json`` result of a dataset folder (not the per-video files)."""
+    rows = []
+    for p in sorted(Path(folder).glob("*.json")):
+        if p.name.endswith(".videos.json"):
+            continue
+        try:
+            row = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(row, dict) and "map" in row and "gflops_mean" in row:
+            row["_path"] = str(p)
+            rows.append(row)
+    return rows
+
+
+def load_records(row: dict) -> list[dict]:
+    p = Path(row["_path"]).with_name(row.get("records", ""))
+    return json.loads(p.read_text()) if p.is_file() else []
+
+
+def family(agent: str) -> str:
+    """``avgpool-u10`` -> ``avgpool-u``; ``scsampler-25`` -> ``scsampler``."""
+    return re.sub(r"-?\d+$", "", agent) or agent
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(family(r["agent"]) + (" (bound)" if r.get("bound") else ""), []).append(r)
+    for i, (name, rs) in enumerate(sorted(groups.items())):
+        rs = sorted(rs, key=lambda r: r["gflops_mean"])
+        x = [r["gflops_mean"] for r in rs]
+        y = [100 * r["map"] for r in rs]
+        bound = any(r.get("bound") for r in rs)
+        color = f"C{i % 10}"
+        ax.plot(x, y, "--" if bound else "-", color=color, alpha=0.6)
+        ax.scatter(x, y, marker="D" if bound else "o", label=name, color=color,
+                   facecolors="none" if bound else color, zorder=3)  # fmt: skip
+        for rr, xi, yi in zip(rs, x, y, strict=True):
+            tag = rr["agent"][len(family(r["agent"])) :].lstrip("-")
+            if rr.get("mu") is not None:
+                tag += f" mu={rr['mu']:g}"
+            if tag:
+                ax.annotate(tag, (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    ax.set_xlabel("GFLOPs per video (mean)")
+    ax.set_ylabel("mAP (%)")
+    ax.set_title(f"{title}: mAP vs computation (hollow = bound, not a competitor)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    return _save(fig, path)
+
+
+def plot_exit_steps(rows: list[dict], path: Path, title: str) -> Path:
+    shown = [(r, load_records(r)) for r in rows]
+    shown = [(r, rec) for r, rec in shown if rec][:30]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * max(len(shown), 4) + 1.5))
+    sc = None
+    max_step = 1
+    for i, (_r, rec) in enumerate(shown):
+        steps = np.array([x["exit_step"] for x in rec])
+        ok = np.array([x["predicted"] == x["label"] for x in rec])
+        for s in np.unique(steps):
+            sel = steps == s
+            frac = sel.mean()
+            sc = ax.scatter(s, i, s=600 * frac, c=[ok[sel].mean()], cmap="viridis", vmin=0,
+                            vmax=1, edgecolors="k", linewidths=0.3)  # fmt: skip
+        max_step = max(max_step, int(steps.max()))
+    ax.set_yticks(range(len(shown)), [_label(r) for r, _ in shown], fontsize=7)
+    ax.set_xlabel("exit step (frames looked at when the prediction is made)")
+    ax.set_xscale("log" if max_step > 40 else "linear")
+    ax.set_title(f"{title}: where videos exit (area = fraction, colour = accuracy)")
+    ax.grid(alpha=0.3)
+    if sc is not None:
+        fig.colorbar(sc, ax=ax, label="accuracy of the videos exiting there")
+    return _save(fig, path)
+
+
+def _label(r: dict) -> str:
+    return r["agent"] + (f" mu={r['mu']:g}" if r.get("mu") is not None else "") + (
+        f" K={r['budget']}" if r.get("budget") is not None and not re.search(r"\d$", r["agent"])
+        else ""
+    )  # fmt: skip
+
+
+def focus_run(rows: list[dict], focus: str | None = None) -> dict | None:
+    if focus:
+        for r in rows:
+            if focus in (r.get("run"), r["agent"]):
+                return r
+        raise ValueError(f"no run named {focus!r} in {[r.get('run') for r in rows]}")
+    candidates = [r for r in rows if not r.get("bound") and r.get("budget") is not None]
+    candidates = candidates or rows
+    if not candidates:
+        return None
+
+    def spread(r):
+        rec = load_records(r)
+        return (np.std([x["exit_step"] for x in rec]) if rec else -1.0, r.get("time", ""))
+
+    return max(candidates, key=spread)
+
+
+def plot_class_frames(row: dict | None, path: Path, title: str, n: int = 5) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    rec = load_records(row) if row else []
+    if rec:
+        labels = np.array([x["label"] for x in rec])
+        steps = np.array([x["exit_step"] for x in rec])
+        frames = np.array([x["frames"] for x in rec])
+        classes = np.unique(labels)
+        mean = np.array([frames[labels == c].mean() for c in classes])
+        order = classes[np.argsort(mean, kind="stable")]
+        pick = list(order[-n:][::-1]) + [c for c in order[:n] if c not in order[-n:]]
+        smax = int(steps.max())
+        grid = np.zeros((len(pick), smax))
+        for i, c in enumerate(pick):
+            s = steps[labels == c]
+            grid[i] = np.bincount(s - 1, minlength=smax)[:smax] / len(s)
+        im = ax.imshow(grid, aspect="auto", cmap="Blues", vmin=0, vmax=1,
+                       extent=(0.5, smax + 0.5, len(pick) - 0.5, -0.5))  # fmt: skip
+        names = _class_names(row)
+        ax.set_yticks(range(len(pick)), [
+            f"{names.get(int(c), c)} ({frames[labels == c].mean():.1f} fr)" for c in pick
+        ], fontsize=7)  # fmt: skip
+        if len(pick) > n:
+            ax.axhline(min(n, len(pick)) - 0.5, color="r", lw=1)
+        fig.colorbar(im, ax=ax, label="share of the class's videos exiting at the step")
+        ax.set_xlabel("exit step")
+        ax.set_title(f"{title}: {_label(row)}, most (top) and least frame-hungry classes")
+    else:
+        ax.text(0.5, 0.5, "no per-video records", ha="center")
+    return _save(fig, path)
+
+
+def _class_names(row: dict) -> dict:
+    try:
+        import h5py
+
+        with h5py.File(row["cache_path"], "r") as f:
+            return dict(enumerate(f["classes/name"].asstr()[:]))
+    except (OSError, KeyError):
+        return {}
+
+
+def plot_location_density(row: dict | None, path: Path, title: str, bins: int = 20) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    rec = load_records(row) if row else []
+    if rec:
+        locs = [x["locations"] for x in rec]
+        steps = min(max(len(seq) for seq in locs), 50)
+        grid = np.zeros((steps, bins))
+        for seq in locs:
+            for t, loc in enumerate(seq[:steps]):
+                grid[t, min(int(loc * bins), bins - 1)] += 1
+        grid /= np.maximum(grid.sum(axis=1, keepdims=True), 1)
+        im = ax.imshow(grid.T, aspect="auto", origin="lower", cmap="magma",
+                       extent=(0.5, steps + 0.5, 0, 1))  # fmt: skip
+        fig.colorbar(im, ax=ax, label="share of videos")
+        ax.set_xlabel("step")
+        ax.set_ylabel("visited location (normalized position in the video)")
+        ax.set_title(f"{title}: {_label(row)}, where each step looks")
+    else:
+        ax.text(0.5, 0.5, "no per-video records", ha="center")
+    return _save(fig, path)
+
+
+def plot_dataset(folder: str | Path, focus: str | None = None) -> list[Path]:
+    """Draw the four pictures of ``folder`` (one dataset's results); returns their paths."""
+    folder = Path(folder)
+    rows = load_results(folder)
+    if not rows:
+        raise FileNotFoundError(f"{folder}: no result JSON files")
+    title = rows[0].get("dataset", folder.name)
+    row = focus_run(rows, focus)
+    return [
+        plot_map_vs_gflops(rows, folder / PLOT_FILES[0], title),
+        plot_exit_steps(rows, folder / PLOT_FILES[1], title),
+        plot_class_frames(row, folder / PLOT_FILES[2], title),
+        plot_location_density(row, folder / PLOT_FILES[3], title),
+    ]

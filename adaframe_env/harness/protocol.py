@@ -1,0 +1,175 @@
+"""The agent protocol of the benchmark harness (DESIGN.md 5-6).
+
+Every method the harness compares -- a baseline, an SB3 model, AdaFrame, a user's own agent --
+is an object with this interface::
+
+    class MyAgent(BaseAgent):
+        description = "one line for --list"
+        trainable = True          # False: fit is a no-op and nothing is checkpointed
+        uses_mu = False           # True: one result row per --mu value (adaptive inference)
+
+        def setup(self, store, config): ...                    # optional: size networks
+        def fit(self, store, train_videos, config): ...        # train on the train split
+        def evaluate(self, store, videos, config, mu=None):    # a batch of test videos
+            return [VideoResult(scores=..., frames=..., memory=...) for v in videos]
+        def save(self, directory): ...   # checkpoint (trainable agents only)
+        def load(self, directory): ...
+        def num_parameters(self): ...
+        def hparams(self): ...           # what, with the run config, defines a checkpoint
+
+``store`` is an :class:`adaframe_env.data.store.FeatureStore`; ``train_videos`` / ``videos``
+are file indices of videos (``store.videos("train")``, a chunk of ``store.videos("test")``);
+``config`` is a :class:`RunConfig`. ``evaluate`` returns one :class:`VideoResult` per video, in
+order. The harness, not the agent, turns what a result says it looked at into GFLOPs, so every
+method is charged by the same rule:
+
+    GFLOPs = distinct heavy frames x gflops_per_frame
+             + memory_gflops (16 light frames, 1.32 on the paper's backbones) if memory is used
+             + light_frames x light_gflops_per_frame  (e.g. SCSampler: the light model on all)
+             + extra_gflops  (anything else the agent computes, e.g. its own network)
+
+A user's agent is a factory ``f(config: RunConfig) -> agent`` named by import path:
+``python benchmarks/run.py --agent mypkg.mymodule:make_agent`` (or ``path/to/file.py:make_agent``).
+See ``examples/custom_agent.py`` and ``docs/harness.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class RunConfig:
+    """What the command line fixes for one run (shared by every agent).
+
+    ``budget``: K, frames per video for agents that take it from the command line (names with
+    a K of their own, such as ``avgpool-u10``, override it). ``mu``: thresholds of adaptive
+    inference, used only by agents with ``uses_mu``. ``epochs``: training length (None: the
+    agent's default). ``extra``: free-form options (e.g. ``model`` for a pre-trained SB3 file).
+    """
+
+    budget: int | None = 10
+    mu: tuple[float, ...] = (0.7,)
+    epochs: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> dict:
+        """The part of the config that defines a trained checkpoint."""
+        return {"budget": self.budget, "epochs": self.epochs, "seed": self.seed}
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["mu"] = list(self.mu)
+        return d
+
+
+@dataclass
+class VideoResult:
+    """What an agent did with one video.
+
+    Attributes:
+        scores: (C,) class scores (any monotone scale; mAP and top-1 use them as they are).
+        frames: heavy-backbone frame indices looked at, in the order visited (revisits allowed;
+            only distinct frames cost GFLOPs). The step at which the agent stopped is
+            ``exit_step`` (default: ``len(frames)``).
+        memory: the agent used the global memory (charged ``store.memory_gflops``).
+        light_frames: light-backbone frames beyond the memory (SCSampler: every frame).
+        extra_gflops: any further computation the agent wants charged.
+        exit_step: the step at which the prediction was emitted (1-based).
+    """
+
+    scores: np.ndarray
+    frames: np.ndarray
+    memory: bool = False
+    light_frames: int = 0
+    extra_gflops: float = 0.0
+    exit_step: int | None = None
+
+
+@runtime_checkable
+class Agent(Protocol):
+    description: str
+    trainable: bool
+    uses_mu: bool
+
+    def fit(self, store, train_videos: np.ndarray, config: RunConfig) -> None: ...
+
+    def evaluate(
+        self, store, videos: np.ndarray, config: RunConfig, mu: float | None = None
+    ) -> list[VideoResult]: ...
+
+    def save(self, directory: Path) -> None: ...
+
+    def load(self, directory: Path) -> None: ...
+
+    def num_parameters(self) -> int: ...
+
+    def hparams(self) -> dict: ...
+
+
+class BaseAgent:
+    """Defaults for the protocol: training-free, no checkpoint, no parameters."""
+
+    description = ""
+    trainable = False
+    uses_mu = False
+    is_bound = False  # an upper bound (the oracle), reported but never a competitor
+    name = ""
+
+    def setup(self, store, config: RunConfig) -> None:
+        """Called once before ``fit`` or ``load`` (build networks sized for ``store``)."""
+        return None
+
+    def fit(self, store, train_videos, config: RunConfig) -> None:
+        return None
+
+    def evaluate(self, store, videos, config: RunConfig, mu=None) -> list[VideoResult]:
+        raise NotImplementedError
+
+    def save(self, directory: Path) -> None:
+        return None
+
+    def load(self, directory: Path) -> None:
+        return None
+
+    def num_parameters(self) -> int:
+        return 0
+
+    def hparams(self) -> dict:
+        return {}
+
+
+class TorchAgent(BaseAgent):
+    """An agent whose trained state is one ``torch.nn.Module`` in ``self.model`` (plus an
+    optional dict of NumPy arrays ``self.buffers``): save/load/num_parameters come for free."""
+
+    trainable = True
+    model = None
+
+    def save(self, directory: Path) -> None:
+        import torch
+
+        torch.save(
+            {"model": self.model.state_dict(), "buffers": getattr(self, "buffers", {})},
+            Path(directory) / "model.pt",
+        )
+
+    def load(self, directory: Path) -> None:
+        import torch
+
+        state = torch.load(Path(directory) / "model.pt", weights_only=False, map_location="cpu")
+        self.model.load_state_dict(state["model"])  # built by setup()
+        self.buffers = state["buffers"]
+
+    def num_parameters(self) -> int:
+        if self.model is None:
+            return 0
+        return int(sum(p.numel() for p in self.model.parameters()))

@@ -1,0 +1,287 @@
+"""The benchmark harness: fit (or load a cached checkpoint), evaluate on the test split,
+compute the metrics, write the results (DESIGN.md 6).
+
+``run_agent(name, dataset, config, out)`` is what ``benchmarks/run.py`` calls; it returns one
+result dict per setting (one per ``mu`` for agents with ``uses_mu``, else one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+from adaframe_env.data.atomic import atomic_output
+from adaframe_env.data.resolve import cache_dir, resolve_data
+from adaframe_env.env import open_store
+from adaframe_env.harness.protocol import RunConfig, VideoResult
+from adaframe_env.harness.registry import make_agent
+from adaframe_env.metrics import mean_average_precision, top1_accuracy
+
+#: keys every result JSON has (DESIGN.md 6; tests check them)
+RESULT_KEYS = (
+    "agent", "dataset", "budget", "mu", "map", "top1", "frames_mean", "frames_std",
+    "gflops_mean", "gflops_std", "seconds_per_video", "params", "seed", "config", "git_commit",
+)  # fmt: skip
+EVAL_CHUNK = 512
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --------------------------------------------------------------------------- identity
+def fingerprint(path: str | os.PathLike) -> str:
+    """A cheap, stable identity of a cache: size, root attributes, the video table, and the
+    first and last rows of every frame array (no pass over the whole file)."""
+    h = hashlib.sha256()
+    path = Path(path)
+    h.update(str(path.stat().st_size).encode())
+    with h5py.File(path, "r") as f:
+        for key in sorted(f.attrs):
+            h.update(f"{key}={f.attrs[key]!r}".encode())
+        for name in ("videos/offset", "videos/length", "videos/label", "videos/split"):
+            h.update(np.ascontiguousarray(f[name][:]).tobytes())
+        for name in ("frames/features", "frames/light", "frames/logits", "frames/light_logits"):
+            if name in f:
+                ds = f[name]
+                h.update(np.ascontiguousarray(ds[:4]).tobytes())
+                h.update(np.ascontiguousarray(ds[-4:]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )  # fmt: skip
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def dataset_name(store) -> str:
+    """Name of the results folder: the cache's ``dataset`` attribute (``fcvid-proxy`` for the
+    synthetic proxy of FCVID, so proxy and real results never mix), else the file's stem."""
+    name = str(store.attrs.get("dataset") or store.path.stem)
+    if store.synthetic and not name.endswith("-proxy") and name in ("fcvid", "activitynet"):
+        name += "-proxy"
+    return re.sub(r"[^\w.-]+", "_", name)
+
+
+def resolve_dataset(dataset: str | None) -> Path:
+    """``None`` -> the default FCVID data ($ADAFRAME_FCVID or the proxy, built on first use);
+    ``fcvid`` / ``activitynet`` -> that dataset the same way; anything else -> a path/preset."""
+    if dataset is None:
+        dataset = "fcvid"
+    if dataset in ("fcvid", "activitynet"):
+        return resolve_data(None, dataset)
+    return resolve_data(dataset)
+
+
+def run_name(agent: str, budget, mu, seed: int, name_has_k: bool) -> str:
+    base = re.sub(r"[^\w.-]+", "_", agent.replace(".py", ""))
+    parts = [base]
+    if budget is not None and not name_has_k:
+        parts.append(f"k{budget}")
+    if mu is not None:
+        parts.append(f"mu{mu:g}")
+    parts.append(f"seed{seed}")
+    return "-".join(parts)
+
+
+def checkpoint_dir(root: Path, agent_name: str, hparams: dict, config: RunConfig, fp: str):
+    key = json.dumps(
+        {"agent": agent_name, "hparams": hparams, "config": config.key(), "data": fp},
+        sort_keys=True, default=str,
+    )  # fmt: skip
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    safe = re.sub(r"[^\w.-]+", "_", agent_name)[:60]
+    return Path(root) / f"{safe}-{digest}", key
+
+
+# --------------------------------------------------------------------------- the run
+def fit_or_load(agent, store, config: RunConfig, fp: str, checkpoints: Path | None):
+    """Train ``agent`` or load its cached checkpoint. Returns (cached, fit_seconds, dir)."""
+    train = store.videos("train")
+    if not getattr(agent, "trainable", False):
+        t0 = time.perf_counter()
+        agent.fit(store, train, config)
+        return False, time.perf_counter() - t0, None
+    root = Path(checkpoints) if checkpoints else cache_dir() / "checkpoints"
+    hp = agent.hparams() if hasattr(agent, "hparams") else {}
+    ckpt, key = checkpoint_dir(root, agent.name, hp, config, fp)
+    if (ckpt / "DONE.json").exists():
+        agent.load(ckpt)
+        return True, 0.0, ckpt
+    t0 = time.perf_counter()
+    agent.fit(store, train, config)
+    seconds = time.perf_counter() - t0
+    tmp = ckpt.with_name(f".{ckpt.name}.{os.getpid()}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    agent.save(tmp)
+    (tmp / "DONE.json").write_text(json.dumps({"key": json.loads(key), "fit_seconds": seconds}))
+    shutil.rmtree(ckpt, ignore_errors=True)
+    os.replace(tmp, ckpt)  # a checkpoint folder is complete or absent
+    return False, seconds, ckpt
+
+
+def evaluate(agent, store, videos, config: RunConfig, mu=None) -> tuple[list[VideoResult], float]:
+    """All ``videos`` through ``agent.evaluate`` in chunks; returns (results, seconds)."""
+    results: list[VideoResult] = []
+    desc = f"eval {agent.name}" + (f" mu={mu}" if mu is not None else "")
+    t0 = time.perf_counter()
+    with tqdm(total=len(videos), desc=desc, disable=not config.progress) as bar:
+        for i in range(0, len(videos), EVAL_CHUNK):
+            chunk = videos[i : i + EVAL_CHUNK]
+            out = list(agent.evaluate(store, chunk, config, mu=mu))
+            if len(out) != len(chunk):
+                raise ValueError(
+                    f"{agent.name}.evaluate returned {len(out)} results for {len(chunk)} videos"
+                )
+            results.extend(out)
+            bar.update(len(chunk))
+    return results, time.perf_counter() - t0
+
+
+def video_cost(store, r: VideoResult) -> tuple[int, float]:
+    """(distinct heavy frames, GFLOPs) of one result, by the rule of the protocol."""
+    distinct = len(np.unique(np.asarray(r.frames)))
+    gflops = (
+        distinct * store.gflops_per_frame
+        + (store.memory_gflops if r.memory else 0.0)
+        + r.light_frames * store.light_gflops_per_frame
+        + float(r.extra_gflops)
+    )
+    return distinct, gflops
+
+
+def summarize(store, videos, results: list[VideoResult], seconds: float):
+    """(metrics dict, per-video records)."""
+    scores = np.stack([np.asarray(r.scores, dtype=np.float64) for r in results])
+    if scores.shape[1] != store.num_classes or not np.isfinite(scores).all():
+        raise ValueError(f"scores must be finite, shape (videos, {store.num_classes})")
+    labels = store.label[videos]
+    records, frames, gflops = [], [], []
+    for v, r, s in zip(videos, results, scores, strict=True):
+        f = np.asarray(r.frames, dtype=np.int64)
+        length = int(store.length[v])
+        if len(f) and (f.min() < 0 or f.max() >= length):
+            raise ValueError(f"video {store.video_id[v]}: frame index outside 0..{length - 1}")
+        n, g = video_cost(store, r)
+        frames.append(n)
+        gflops.append(g)
+        records.append({
+            "id": str(store.video_id[v]), "label": int(store.label[v]),
+            "predicted": int(np.argmax(s)), "frames": n, "gflops": g,
+            "exit_step": int(r.exit_step if r.exit_step is not None else max(len(f), 1)),
+            "frame_indices": f.tolist(),
+            "locations": (f / max(length - 1, 1)).round(4).tolist(),
+            "memory": bool(r.memory), "light_frames": int(r.light_frames),
+        })  # fmt: skip
+    frames, gflops = np.array(frames, float), np.array(gflops)
+    metrics = {
+        "map": mean_average_precision(scores, labels),
+        "top1": top1_accuracy(scores, labels),
+        "frames_mean": float(frames.mean()), "frames_std": float(frames.std()),
+        "gflops_mean": float(gflops.mean()), "gflops_std": float(gflops.std()),
+        "exit_step_mean": float(np.mean([r["exit_step"] for r in records])),
+        "seconds_per_video": seconds / len(videos), "n_videos": len(videos),
+    }  # fmt: skip
+    return metrics, records
+
+
+def write_json(path: Path, obj) -> None:
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, type):
+        return f"{o.__module__}.{o.__qualname__}"
+    return str(o)
+
+
+def run_agent(
+    name: str,
+    dataset: str | None = None,
+    config: RunConfig | None = None,
+    out: str | os.PathLike = "results",
+    checkpoints: str | os.PathLike | None = None,
+    split: str = "test",
+) -> list[dict]:
+    """Run one agent end to end and write ``out/<dataset>/<run>.json`` (+ ``.videos.json``)."""
+    config = config or RunConfig()
+    path = resolve_dataset(dataset)
+    store = open_store(path)
+    agent = make_agent(name, config)
+    name_has_k = bool(re.search(r"-(?:[ur]?\d+|all)$", name)) and ":" not in name
+    if name_has_k:
+        config.budget = getattr(agent, "k", config.budget)  # the name fixes K (None: all)
+    agent.setup(store, config) if hasattr(agent, "setup") else None
+    fp = fingerprint(path)
+    cached, fit_seconds, ckpt = fit_or_load(agent, store, config, fp, checkpoints)
+    videos = store.videos(split)
+    if len(videos) == 0:
+        raise ValueError(f"{path}: the {split} split is empty")
+    ds = dataset_name(store)
+    folder = Path(out) / ds
+    rows = []
+    mus = list(config.mu) if getattr(agent, "uses_mu", False) else [None]
+    for mu in mus:
+        results, seconds = evaluate(agent, store, videos, config, mu)
+        metrics, records = summarize(store, videos, results, seconds)
+        run = run_name(name, config.budget, mu, config.seed, name_has_k)
+        params = agent.num_parameters() if hasattr(agent, "num_parameters") else 0
+        row = {
+            "agent": name, "dataset": ds, "budget": config.budget, "mu": mu, **metrics,
+            "params": int(params), "seed": config.seed, "config": config.as_dict(),
+            "git_commit": git_commit(), "run": run,
+            "description": getattr(agent, "description", ""),
+            "hparams": agent.hparams() if hasattr(agent, "hparams") else {},
+            "bound": bool(getattr(agent, "is_bound", False)),
+            "trainable": bool(getattr(agent, "trainable", False)),
+            "cached": cached, "fit_seconds": fit_seconds,
+            "checkpoint": str(ckpt) if ckpt else None,
+            "split": split, "cache_path": str(path), "cache_fingerprint": fp,
+            "synthetic": store.synthetic, "gflops_per_frame": store.gflops_per_frame,
+            "memory_gflops": store.memory_gflops,
+            "light_gflops_per_frame": store.light_gflops_per_frame,
+            "records": f"{run}.videos.json", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }  # fmt: skip
+        write_json(folder / f"{run}.videos.json", records)
+        write_json(folder / f"{run}.json", row)
+        row["json_path"] = str(folder / f"{run}.json")
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- printing
+HEADER = (
+    f"{'agent':<24} {'mAP':>6} {'top-1':>6} {'frames':>13} {'GFLOPs':>15} "
+    f"{'s/video':>8} {'params':>9}"
+)
+
+
+def format_row(row: dict) -> str:
+    name = row["agent"] + (f" mu={row['mu']:g}" if row.get("mu") is not None else "")
+    if row.get("bound"):
+        name += " (bound)"
+    return (
+        f"{name:<24} {100 * row['map']:6.1f} {100 * row['top1']:6.1f} "
+        f"{row['frames_mean']:6.2f}+-{row['frames_std']:<5.2f} "
+        f"{row['gflops_mean']:7.2f}+-{row['gflops_std']:<6.2f} "
+        f"{row['seconds_per_video'] * 1e3:6.2f}ms {row['params']:>9,}"
+    )

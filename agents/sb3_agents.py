@@ -1,0 +1,181 @@
+"""stable-baselines3 agents (PPO, SAC, RecurrentPPO) trained on the AdaFrame env itself.
+
+The policy sees the env's ``Dict`` observation through :class:`MemoryExtractor`, which embeds
+each key on its own and pools the 16 memory slots (so the network never flattens a
+16 x Dl memory into one wide layer). Training runs on
+:class:`~adaframe_env.sb3.SB3VecEnv` over the train split (margin reward, budget K); the harness
+evaluates the deterministic policy on the test split with the env's recognizer as classifier.
+
+``--epochs N`` sets the training length: N passes over the train split in episodes
+(``N x train videos x (K - 1)`` env steps). ``--model PATH.zip`` evaluates a model trained
+outside the harness (same algorithm, same observation keys).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import VecMonitor
+from torch import nn
+from tqdm.auto import tqdm
+
+from adaframe_env.harness.envagent import EnvPolicyAgent
+from adaframe_env.harness.protocol import RunConfig
+from adaframe_env.sb3 import SB3VecEnv
+from adaframe_env.vector_env import AdaFrameVectorEnv
+from baselines.recurrent import positional_encoding
+
+
+class MemoryExtractor(BaseFeaturesExtractor):
+    """Features for an AdaFrame ``Dict`` observation.
+
+    - ``frame`` (D,) -> Linear(D, frame_dim) + ReLU
+    - ``memory`` (16, Dl) with ``memory_positions`` (16,) -> per slot: Linear over the feature
+      plus its sinusoidal position encoding, ReLU; then mean- and max-pool over the 16 slots
+    - ``probs`` (C,) -> Linear(C, probs_dim) + ReLU
+    - ``location``, ``step`` -> as they are
+    """
+
+    def __init__(self, observation_space: spaces.Dict, frame_dim: int = 128,
+                 memory_dim: int = 64, probs_dim: int = 64, pe_dim: int = 16):  # fmt: skip
+        sp = observation_space.spaces
+        total = 0
+        layers = {}
+        if "frame" in sp:
+            layers["frame"] = nn.Sequential(nn.Linear(sp["frame"].shape[0], frame_dim), nn.ReLU())
+            total += frame_dim
+        if "memory" in sp:
+            dl = sp["memory"].shape[1]
+            layers["memory"] = nn.Sequential(nn.Linear(dl + pe_dim, memory_dim), nn.ReLU())
+            total += 2 * memory_dim
+        if "probs" in sp:
+            layers["probs"] = nn.Sequential(nn.Linear(sp["probs"].shape[0], probs_dim), nn.ReLU())
+            total += probs_dim
+        self._scalars = [k for k in ("location", "step") if k in sp]
+        total += len(self._scalars)
+        super().__init__(observation_space, features_dim=total)
+        self.layers = nn.ModuleDict(layers)
+        self.pe_dim = pe_dim
+
+    def forward(self, obs: dict) -> torch.Tensor:
+        out = []
+        if "frame" in self.layers:
+            out.append(self.layers["frame"](obs["frame"]))
+        if "memory" in self.layers:
+            mem = obs["memory"]
+            pos = obs.get("memory_positions")
+            if pos is None:
+                pos = torch.linspace(0, 1, mem.shape[1], device=mem.device).expand(mem.shape[:2])
+            x = self.layers["memory"](torch.cat([mem, positional_encoding(pos, self.pe_dim)], -1))
+            out += [x.mean(dim=1), x.max(dim=1).values]
+        if "probs" in self.layers:
+            out.append(self.layers["probs"](obs["probs"]))
+        out += [obs[k] for k in self._scalars]
+        return torch.cat(out, dim=-1)
+
+
+class _TqdmCallback(BaseCallback):
+    def __init__(self, total: int, desc: str, disable: bool):
+        super().__init__()
+        self.bar = tqdm(total=total, desc=desc, disable=disable, unit="step")
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def algorithm(algo: str):
+    if algo == "ppo":
+        from stable_baselines3 import PPO
+
+        return PPO, "MultiInputPolicy"
+    if algo == "sac":
+        from stable_baselines3 import SAC
+
+        return SAC, "MultiInputPolicy"
+    if algo == "recurrentppo":
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO, "MultiInputLstmPolicy"
+    raise ValueError(f"unknown SB3 algorithm {algo!r}")
+
+
+class SB3Agent(EnvPolicyAgent):
+    """An SB3 model acting in the env (observes the memory, so it pays its 1.32 GFLOPs)."""
+
+    memory = True
+
+    def __init__(self, algo: str, model_path: str | None = None, n_envs: int = 16,
+                 epochs: int = 4):  # fmt: skip
+        self.algo, self.model_path = algo, model_path
+        self.n_envs, self.default_epochs = n_envs, epochs
+        self.trainable = model_path is None
+        self.model = None
+        src = f"loaded from {model_path}" if model_path else "trained on the env (margin reward)"
+        self.description = f"stable-baselines3 {algo.upper()} with MemoryExtractor, {src}"
+
+    def hparams(self) -> dict:
+        return {"algo": self.algo, "n_envs": self.n_envs, **self._kwargs(1000)}
+
+    def _kwargs(self, total: int) -> dict:
+        common = {"policy_kwargs": {"features_extractor_class": MemoryExtractor}}
+        if self.algo == "sac":
+            return {**common, "buffer_size": 20_000, "learning_starts": min(1000, total // 4),
+                    "batch_size": 256}  # fmt: skip
+        kw = {**common, "n_steps": 64, "batch_size": 256, "n_epochs": 4}
+        if self.algo == "recurrentppo":
+            kw["policy_kwargs"] = {**common["policy_kwargs"], "lstm_hidden_size": 128}
+        return kw
+
+    def setup(self, store, config: RunConfig) -> None:
+        if self.model_path:
+            cls, _ = algorithm(self.algo)
+            self.model = cls.load(self.model_path, device=config.device)
+            seen = self.model.observation_space.spaces
+            self.memory = "memory" in seen  # observe what the model was trained on
+            self.observation_keys = tuple(k for k in seen if not k.startswith("memory"))
+
+    def fit(self, store, train_videos, config: RunConfig) -> None:
+        k = self.budget(config)
+        epochs = config.epochs if config.epochs is not None else self.default_epochs
+        total = max(1, epochs * len(train_videos) * max(k - 1, 1))
+        venv = AdaFrameVectorEnv(self.n_envs, data=store.path, split="train", budget=k, memory=True)
+        env = VecMonitor(SB3VecEnv(venv))
+        env.seed(config.seed)
+        cls, policy = algorithm(self.algo)
+        self.model = cls(policy, env, seed=config.seed, device=config.device, verbose=0,
+                         **self._kwargs(total))  # fmt: skip
+        cb = _TqdmCallback(total, f"train {self.name}", not config.progress)
+        self.model.learn(total_timesteps=total, callback=cb)
+        env.close()
+
+    def save(self, directory: Path) -> None:
+        self.model.save(Path(directory) / "model.zip")
+
+    def load(self, directory: Path) -> None:
+        cls, _ = algorithm(self.algo)
+        self.model = cls.load(Path(directory) / "model.zip", device="cpu")
+
+    def num_parameters(self) -> int:
+        return int(sum(p.numel() for p in self.model.policy.parameters())) if self.model else 0
+
+    # ------------------------------------------------------------ acting
+    def begin(self, num_envs: int, config: RunConfig) -> None:
+        self._state = None
+        self._start = np.ones(num_envs, bool)
+
+    def act(self, obs, step, config):
+        action, self._state = self.model.predict(
+            {k: np.array(v) for k, v in obs.items()}, state=self._state,
+            episode_start=self._start, deterministic=True,
+        )  # fmt: skip
+        self._start = np.zeros_like(self._start)
+        return np.clip(action, 0.0, 1.0)

@@ -1,0 +1,120 @@
+"""LSTM and LSTM-G baselines (paper Table 1), trained with cross-entropy on the train split.
+
+LSTM: a one-layer LSTM over the heavy features of K uniform (U) / random (R) frames or of all
+frames, in temporal order; the class scores come from the hidden state of the last step.
+LSTM-G: the same LSTM with the global memory, attended with the positional encoding of paper
+Eq. 1-2 at every step (:class:`baselines.recurrent.MemoryLSTM`), and no frame selection.
+
+Training: Adam (lr 1e-3, weight decay 1e-4), batch 64, ``epochs`` passes (default 15); random
+(R) sampling draws new frames every epoch. Features are standardized with train-split
+statistics (kept in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from adaframe_env.harness.protocol import RunConfig, TorchAgent, VideoResult
+from baselines.fixed import sampled_frames
+from baselines.recurrent import MemoryLSTM
+from baselines.sampling import select_frames
+
+
+class LSTMClassifier(nn.Module):
+    def __init__(self, input_dim, hidden, num_classes, memory_dim=None):
+        super().__init__()
+        self.core = MemoryLSTM(input_dim, hidden, memory_dim)
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, frames, lengths, memory=None, positions=None):
+        return self.head(self.core(frames, lengths, memory, positions))
+
+
+class LSTMAgent(TorchAgent):
+    def __init__(self, strategy: str, k: int | None, global_memory: bool = False,
+                 hidden: int = 256, epochs: int = 15, batch_size: int = 64):  # fmt: skip
+        self.strategy, self.k, self.global_memory = strategy, k, global_memory
+        self.hidden, self.default_epochs, self.batch_size = hidden, epochs, batch_size
+        g = "-G (attention over the global memory)" if global_memory else ""
+        what = "all frames" if strategy == "all" else f"{k} {strategy} frames"
+        self.description = f"LSTM{g} over {what}, cross-entropy on the train split"
+        self.model = None
+        self.buffers = {}
+
+    def hparams(self) -> dict:
+        return {"strategy": self.strategy, "k": self.k, "global_memory": self.global_memory,
+                "hidden": self.hidden, "batch_size": self.batch_size}  # fmt: skip
+
+    def setup(self, store, config: RunConfig) -> None:
+        torch.manual_seed(config.seed)
+        mem = store.light_dim if self.global_memory else None
+        self.model = LSTMClassifier(store.feature_dim, self.hidden, store.num_classes, mem)
+        self.device = torch.device(config.device)
+        self.model.to(self.device)
+
+    # ---------------------------------------------------------------- data
+    def _batch(self, store, videos, frames):
+        b = self.buffers
+        lengths = np.array([len(f) for f in frames])
+        x = np.zeros((len(videos), lengths.max(), store.feature_dim), np.float32)
+        rows = store.lookup("features", np.repeat(videos, lengths), np.concatenate(frames))
+        mask = np.arange(lengths.max())[None, :] < lengths[:, None]
+        x[mask] = (rows.astype(np.float32) - b["mean"]) / b["std"]
+        out = [torch.from_numpy(x).to(self.device), torch.from_numpy(lengths).to(self.device)]
+        if self.global_memory:
+            m = (store.memory(videos).astype(np.float32) - b["mem_mean"]) / b["mem_std"]
+            out += [torch.from_numpy(m).to(self.device),
+                    torch.from_numpy(store.memory_positions(videos)).to(self.device)]  # fmt: skip
+        return out
+
+    def _frames(self, store, videos, rng):
+        if self.strategy == "random":
+            seed = int(rng.integers(2**31))
+            return select_frames(store.length[videos], "random", self.k, seed)
+        return select_frames(store.length[videos], self.strategy, self.k)
+
+    def fit(self, store, train_videos, config: RunConfig) -> None:
+        rng = np.random.default_rng(config.seed)
+        sample = rng.choice(len(store.array("features")), 20000)
+        feats = store.array("features")[np.sort(sample)].astype(np.float32)
+        light = store.memory(train_videos).reshape(-1, store.light_dim).astype(np.float32)
+        self.buffers = {"mean": feats.mean(0), "std": feats.std(0) + 1e-3,
+                        "mem_mean": light.mean(0), "mem_std": light.std(0) + 1e-3}  # fmt: skip
+        opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, weight_decay=1e-4)
+        epochs = config.epochs if config.epochs is not None else self.default_epochs
+        labels = torch.from_numpy(store.label).to(self.device)
+        # batches of similar length waste less padding (matters for "all")
+        order = np.argsort(store.length[train_videos], kind="stable")
+        chunks = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        self.model.train()
+        bar = tqdm(
+            total=epochs * len(chunks), desc=f"train {self.name}", disable=not config.progress
+        )
+        for _ in range(epochs):
+            for j in rng.permutation(len(chunks)):
+                vids = train_videos[chunks[j]]
+                frames = self._frames(store, vids, rng)
+                loss = nn.functional.cross_entropy(
+                    self.model(*self._batch(store, vids, frames)), labels[vids]
+                )
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        bar.close()
+        self.model.eval()
+
+    @torch.no_grad()
+    def evaluate(self, store, videos, config: RunConfig, mu=None) -> list[VideoResult]:
+        self.model.eval()
+        frames = sampled_frames(store, videos, self.strategy, self.k, config.seed)
+        scores = torch.softmax(self.model(*self._batch(store, videos, frames)), -1)
+        step = self.model.core.step_gflops()
+        return [
+            VideoResult(scores=s, frames=f, memory=self.global_memory, extra_gflops=step * len(f))
+            for s, f in zip(scores.cpu().numpy(), frames, strict=True)
+        ]

@@ -1,0 +1,82 @@
+"""The benchmark harness: train (or reuse a cached checkpoint), evaluate, print, write, plot.
+
+    python benchmarks/run.py --list
+    python benchmarks/run.py --agent avgpool-u10
+    python benchmarks/run.py --agent sb3-ppo --budget 10 --epochs 4 --seed 0
+    python benchmarks/run.py --agent examples/custom_agent.py:make_agent --dataset tiny
+
+Results: ``OUT/<dataset>/<run>.json`` (+ ``<run>.videos.json``), and the plots of
+``benchmarks/plot.py`` for that dataset. See docs/harness.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adaframe_env.harness.protocol import RunConfig  # noqa: E402
+from adaframe_env.harness.registry import list_agents  # noqa: E402
+from adaframe_env.harness.runner import HEADER, format_row, run_agent  # noqa: E402
+
+
+def parse_mu(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--mu takes numbers like 0.2,0.5,0.7, got {text!r}"
+        ) from None
+    if not values or not all(0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"--mu values must be in [0, 1], got {text!r}")
+    return values
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--agent", help="agent name (see --list) or package.module:factory")
+    p.add_argument("--list", action="store_true", help="list the agents and exit")
+    p.add_argument("--dataset", help="fcvid (default), activitynet, a preset or a PATH.h5")
+    p.add_argument("--budget", type=int, default=10, help="K for agents without K in the name")
+    p.add_argument("--mu", type=parse_mu, default=(0.7,), help="adaptive-inference thresholds")
+    p.add_argument("--epochs", type=int, default=None, help="training length (agent default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--split", default="test", choices=("test", "val"))
+    p.add_argument("--model", help="evaluate this SB3 model file (with --agent sb3-...)")
+    p.add_argument("--checkpoints", help="checkpoint cache folder (default: per-user cache)")
+    p.add_argument("--no-plot", action="store_true", help="do not redraw the plots")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    args = p.parse_args(argv)
+    if args.list:
+        for usage, desc in list_agents():
+            print(f"{usage:<28} {desc}")
+        return 0
+    if not args.agent:
+        p.error("--agent NAME is required (or --list)")
+    if args.budget < 1:
+        p.error("--budget must be at least 1")
+    config = RunConfig(
+        budget=args.budget, mu=args.mu, epochs=args.epochs, seed=args.seed, device=args.device,
+        progress=not args.no_progress, extra={"model": args.model} if args.model else {},
+    )  # fmt: skip
+    rows = run_agent(args.agent, args.dataset, config, args.out, args.checkpoints, args.split)
+    print(HEADER)
+    for row in rows:
+        print(format_row(row) + ("  [checkpoint cache hit]" if row["cached"] else ""))
+    print(f"wrote {', '.join(r['json_path'] for r in rows)}")
+    if not args.no_plot:
+        from adaframe_env.harness.plots import plot_dataset
+
+        files = plot_dataset(Path(rows[0]["json_path"]).parent)
+        print(f"plots: {', '.join(str(f) for f in files)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

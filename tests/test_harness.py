@@ -1,0 +1,218 @@
+"""The harness end to end on the tiny preset: JSON keys and values, cost accounting, the
+checkpoint cache, determinism, the plug-in protocol and the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import harness_fixtures
+import numpy as np
+import pytest
+from harness_fixtures import run_cfg
+
+from adaframe_env.harness.protocol import Agent, BaseAgent
+from adaframe_env.harness.registry import list_agents, make_agent
+from adaframe_env.harness.runner import RESULT_KEYS, fingerprint, run_agent
+
+harness_env = harness_fixtures.harness_env  # the fixture, re-exported for pytest
+REPO = Path(__file__).resolve().parents[1]
+GPF = 7.82
+
+
+def check_row(row, budget_max=None):
+    for key in RESULT_KEYS:
+        assert key in row, key
+    saved = json.loads(Path(row["json_path"]).read_text())
+    assert {k: saved[k] for k in RESULT_KEYS} == {k: row[k] for k in RESULT_KEYS}
+    assert 0.0 <= row["map"] <= 1.0 and 0.0 <= row["top1"] <= 1.0
+    assert row["frames_mean"] >= 1 and row["gflops_mean"] > 0
+    records = json.loads(Path(row["json_path"]).with_name(row["records"]).read_text())
+    assert len(records) == row["n_videos"]
+    for r in records:
+        assert {"id", "label", "predicted", "frames", "exit_step", "locations"} <= set(r)
+        assert r["frames"] == len(set(r["frame_indices"]))
+        assert all(0.0 <= x <= 1.0 for x in r["locations"])
+        if budget_max is not None:
+            assert r["frames"] <= budget_max
+        expected = (
+            r["frames"] * row["gflops_per_frame"]
+            + (row["memory_gflops"] if r["memory"] else 0.0)
+            + r["light_frames"] * row["light_gflops_per_frame"]
+        )
+        # LSTMs add their own (tiny) network cost on top of the frames
+        assert expected <= r["gflops"] <= expected + 0.01
+    assert row["frames_mean"] == pytest.approx(np.mean([r["frames"] for r in records]))
+    assert row["gflops_mean"] == pytest.approx(np.mean([r["gflops"] for r in records]))
+    return records
+
+
+@pytest.mark.parametrize(
+    ("name", "budget_max", "memory"),
+    [("avgpool-u10", 10, False), ("avgpool-g-u5", 5, True), ("scsampler-4", 4, False),
+     ("oracle", 5, False), ("uniform", 5, False), ("random", 5, False)],
+)  # fmt: skip
+def test_training_free_agents(harness_env, name, budget_max, memory):
+    cache, out = harness_env
+    (row,) = run_agent(name, str(cache), run_cfg(), out)
+    records = check_row(row, budget_max)
+    # AvgPooling-G fits one number (its fusion weight, on the val split); the rest fit nothing
+    assert row["params"] == (1 if name.startswith("avgpool-g") else 0) and not row["cached"]
+    assert all(r["memory"] == memory for r in records)
+    assert row["gflops_per_frame"] == pytest.approx(GPF)
+    if name == "avgpool-u10":
+        assert row["budget"] == 10  # the name fixes K, whatever --budget says
+        assert row["gflops_mean"] == pytest.approx(row["frames_mean"] * GPF)
+    if name.startswith("scsampler"):
+        assert all(r["light_frames"] > 0 for r in records)
+    if name == "oracle":
+        assert row["bound"] is True
+    if name == "uniform":
+        assert all(r["exit_step"] == 5 for r in records)
+
+
+def test_default_dataset_is_fcvid_env_var(harness_env):
+    cache, out = harness_env  # $ADAFRAME_FCVID points at the tiny cache
+    (row,) = run_agent("avgpool-u8", None, run_cfg(), out)
+    assert row["cache_path"] == str(cache)
+
+
+def test_deterministic_for_a_seed(harness_env):
+    cache, out = harness_env
+    a = run_agent("random", str(cache), run_cfg(seed=3), out / "a")[0]
+    b = run_agent("random", str(cache), run_cfg(seed=3), out / "b")[0]
+    c = run_agent("avgpool-r5", str(cache), run_cfg(seed=3), out / "c")[0]
+    d = run_agent("avgpool-r5", str(cache), run_cfg(seed=3), out / "d")[0]
+    for x, y in ((a, b), (c, d)):
+        rx = json.loads(Path(x["json_path"]).with_name(x["records"]).read_text())
+        ry = json.loads(Path(y["json_path"]).with_name(y["records"]).read_text())
+        assert [r["frame_indices"] for r in rx] == [r["frame_indices"] for r in ry]
+        assert x["map"] == y["map"]
+
+
+def test_lstm_g_trains_then_hits_the_cache(harness_env, monkeypatch, single_torch_thread):
+    cache, out = harness_env
+    (first,) = run_agent("lstm-g-u4", str(cache), run_cfg(), out)
+    check_row(first, 4)
+    assert not first["cached"] and first["params"] > 0 and first["checkpoint"]
+    assert all(r["memory"] for r in json.loads(
+        Path(first["json_path"]).with_name(first["records"]).read_text()))  # fmt: skip
+
+    from baselines.lstm import LSTMAgent
+
+    def no_fit(*a, **k):
+        raise AssertionError("fit() called although a checkpoint is cached")
+
+    monkeypatch.setattr(LSTMAgent, "fit", no_fit)
+    (second,) = run_agent("lstm-g-u4", str(cache), run_cfg(), out)
+    assert second["cached"] and second["map"] == first["map"]
+    # another seed is another checkpoint
+    with pytest.raises(AssertionError, match="fit"):
+        run_agent("lstm-g-u4", str(cache), run_cfg(seed=1), out)
+
+
+def test_sb3_ppo_end_to_end(harness_env, single_torch_thread, tmp_path):
+    cache, out = harness_env
+    (row,) = run_agent("sb3-ppo", str(cache), run_cfg(budget=4), out)
+    records = check_row(row, 4)
+    assert row["params"] > 0 and all(r["memory"] for r in records)
+    assert all(1 <= r["exit_step"] <= 4 for r in records)
+    # a model trained outside the harness is evaluated by path
+    model = Path(row["checkpoint"]) / "model.zip"
+    (ext,) = run_agent("sb3-ppo", str(cache), run_cfg(budget=4, extra={"model": str(model)}),
+                       tmp_path / "ext")  # fmt: skip
+    assert not ext["trainable"] and ext["map"] == row["map"]
+
+
+def test_custom_agent_by_file_and_module_path(harness_env, monkeypatch):
+    cache, out = harness_env
+    (row,) = run_agent(f"{REPO}/examples/custom_agent.py:make_agent", str(cache), run_cfg(), out)
+    check_row(row, 5)
+    monkeypatch.syspath_prepend(str(REPO))
+    (row2,) = run_agent("examples.custom_agent:make_agent", str(cache), run_cfg(), out)
+    assert row2["map"] == row["map"] and row2["frames_mean"] == row["frames_mean"]
+
+
+class _MuAgent(BaseAgent):
+    description = "test agent using mu"
+    uses_mu = True
+
+    def evaluate(self, store, videos, config, mu=None):
+        from adaframe_env.harness.protocol import VideoResult
+
+        k = 1 + int(mu * 4)
+        return [VideoResult(scores=np.ones(store.num_classes) / store.num_classes,
+                            frames=np.arange(min(k, store.length[v])), exit_step=k)
+                for v in videos]  # fmt: skip
+
+
+def make_mu_agent(config):
+    return _MuAgent()
+
+
+def test_mu_rows_only_for_agents_that_use_it(harness_env, monkeypatch):
+    cache, out = harness_env
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    rows = run_agent("test_harness:make_mu_agent", str(cache), run_cfg(mu=(0.2, 0.7)), out)
+    assert [r["mu"] for r in rows] == [0.2, 0.7]
+    assert rows[0]["exit_step_mean"] < rows[1]["exit_step_mean"]
+    (row,) = run_agent("avgpool-u5", str(cache), run_cfg(mu=(0.2, 0.7)), out)
+    assert row["mu"] is None and row["config"]["mu"] == [0.2, 0.7]
+
+
+def test_registry_names_and_errors():
+    for name in ("avgpool-u10", "avgpool-r25", "avgpool-all", "lstm-u8", "avgpool-g-u10",
+                 "lstm-g-u10", "scsampler-10", "random", "uniform", "oracle", "sb3-ppo",
+                 "sb3-sac", "sb3-recurrentppo"):  # fmt: skip
+        agent = make_agent(name, run_cfg())
+        assert isinstance(agent, Agent) and agent.description, name
+    assert make_agent("lstm-r8").strategy == "random"
+    assert make_agent("avgpool-all").k is None
+    with pytest.raises(ValueError, match="unknown agent"):
+        make_agent("avgpool-x3")
+    with pytest.raises(ValueError, match="no attribute"):
+        make_agent("adaframe_env.metrics:nope")
+    assert len(list_agents()) >= 7
+
+
+def test_oracle_refuses_real_data(harness_env, make_cache_copy):
+    import h5py
+
+    copy = make_cache_copy("real.h5")
+    with h5py.File(copy, "a") as f:
+        del f["frames/relevance"]
+        f.attrs["synthetic"] = False
+    with pytest.raises(ValueError, match="synthetic caches only"):
+        run_agent("oracle", str(copy), run_cfg(), harness_env[1])
+
+
+def test_fingerprint_is_stable_and_sensitive(tiny_cache, make_cache_copy):
+    import h5py
+
+    copy = make_cache_copy()
+    assert fingerprint(copy) == fingerprint(tiny_cache)
+    with h5py.File(copy, "a") as f:
+        f["videos/label"][0] = (f["videos/label"][0] + 1) % len(f["classes/name"])
+    assert fingerprint(copy) != fingerprint(tiny_cache)
+
+
+def test_cli_list_and_run(harness_env):
+    cache, out = harness_env
+    run = [sys.executable, str(REPO / "benchmarks/run.py")]
+    listed = subprocess.run([*run, "--list"], capture_output=True, text=True, check=True).stdout
+    for word in ("avgpool", "lstm", "scsampler", "oracle", "sb3-", "random", "module:factory"):
+        assert word in listed
+    res = subprocess.run(
+        [*run, "--agent", "avgpool-u5", "--dataset", str(cache), "--out", str(out),
+         "--no-progress", "--mu", "0.2,0.5"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "avgpool-u5" in res.stdout and "mAP" in res.stdout
+    folder = out / "tiny-proxy" if (out / "tiny-proxy").exists() else next(out.iterdir())
+    assert (folder / "avgpool-u5-seed0.json").exists()
+    assert (folder / "map_vs_gflops.png").stat().st_size > 1000
+    bad = subprocess.run([*run, "--agent", "nope-3", "--dataset", str(cache)],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode != 0 and "unknown agent" in bad.stderr

@@ -1,0 +1,33 @@
+"""Every picture is written from a results folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import harness_fixtures
+from harness_fixtures import run_cfg
+
+from adaframe_env.harness.plots import PLOT_FILES, plot_dataset
+from adaframe_env.harness.runner import run_agent
+
+harness_env = harness_fixtures.harness_env  # the fixture, re-exported for pytest
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_plot_file_is_written(harness_env):
+    cache, out = harness_env
+    rows = []
+    for name in ("avgpool-u4", "avgpool-all", "random", "oracle"):
+        rows += run_agent(name, str(cache), run_cfg(), out)
+    folder = Path(rows[0]["json_path"]).parent
+    files = plot_dataset(folder)
+    assert [f.name for f in files] == list(PLOT_FILES)
+    for f in files:
+        assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5000
+    res = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/plot.py"), str(out), "--focus", "random"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert res.stdout.count(".png") == 4

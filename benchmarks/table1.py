@@ -58,10 +58,17 @@ def agent_name(method: str, setting: str) -> str | None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dataset", default=None, help="fcvid (default), activitynet or PATH.h5")
     p.add_argument("--methods", default="avgpool,avgpool-g,lstm,lstm-g,scsampler,oracle")
-    p.add_argument("--paper", default=None, choices=sorted(PAPER), help="paper column set (default: by dataset)")
+    p.add_argument(
+        "--paper",
+        default=None,
+        choices=sorted(PAPER),
+        help="paper column set (default: by dataset)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="LSTM training epochs (agent default)")
     p.add_argument("--out", default="results")
@@ -80,7 +87,10 @@ def main(argv=None) -> int:
             ref = paper.get(method, (None,) * len(SETTINGS))[i]
             cell = f"{100 * row['map']:.1f}" + (f" ({ref})" if ref is not None else "")
             cells.append(cell)
-            print(f"{name}: mAP {100 * row['map']:.1f}, {row['gflops_mean']:.1f} GFLOPs", file=sys.stderr)
+            print(
+                f"{name}: mAP {100 * row['map']:.1f}, {row['gflops_mean']:.1f} GFLOPs",
+                file=sys.stderr,
+            )
         lines.append(f"| {NAMES.get(method, method)} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
     return 0

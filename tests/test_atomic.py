@@ -175,7 +175,9 @@ def test_ctrl_c_while_synth_writes_datasets(capsys, tmp_path, monkeypatch):
     rc = main(["synth", "--preset", "tiny", "--out", str(dest), "--no-progress"])
     out, err = capsys.readouterr()
     assert rc == 130
-    assert err.lstrip("\n") == f"adaframe synth: {INTERRUPTED}\n"  # a fresh line after any progress bar
+    assert (
+        err.lstrip("\n") == f"adaframe synth: {INTERRUPTED}\n"
+    )  # a fresh line after any progress bar
     assert list(tmp_path.iterdir()) == []
 
 

@@ -12,7 +12,8 @@ backbones through fixed random projections::
 
     z_t     = s_c * a_v * r_t * mu_c  +  (1 - r_t) * b_scale * beta_{k(t)}  +  nu_v  +  eps_t
     heavy_t = P_h z_t                                        + heavy_noise * xi_t
-    light_t = P_l (z_t - (1 - light_signal) * s_c a_v r_t mu_c) + light_noise * zeta_t
+    light_t = P_l (z_t - (1 - light_signal) * s_c a_v r_t mu_c + delta_v) + light_noise * zeta_t
+    delta_v = (sqrt(light_nuisance_share) - 1) * nu_v + sqrt(1 - light_nuisance_share) * nu'_v
 
 - **Classes and groups.** ``num_classes`` classes in ``num_groups`` groups (FCVID: 239 in 11;
   ActivityNet: 200 in 7). The class direction ``mu_c`` is the unit-norm mix
@@ -44,7 +45,10 @@ backbones through fixed random projections::
 - **Light view.** The light backbone sees the same frame (same nuisance, background and temporal
   noise) with the class evidence scaled by ``light_signal`` < 1, fresh per-frame noise
   ``light_noise`` and fewer dimensions: a weaker, noisier look that still shows where the
-  evidence is (it is what the 16-frame global memory is made of).
+  evidence is (it is what the 16-frame global memory is made of). Only a share
+  ``light_nuisance_share`` of the per-video nuisance is common to both views (the rest is drawn
+  afresh for the light view): two different networks do not make the same per-video mistakes,
+  which is why fusing their scores (AvgPooling-G) can help.
 - **Durations** are LogNormal with mean ``mean_duration`` seconds and log-std
   ``duration_sigma``, clipped to [``min_frames``, ``max_frames``], at ``fps`` = 1.
 
@@ -106,6 +110,7 @@ class SynthConfig:
     heavy_noise: float = 0.3
     light_signal: float = 0.5
     light_noise: float = 0.6
+    light_nuisance_share: float = 1.0
     seed: int = 0
     gflops_per_frame: float = 7.82  # ResNet-101 (paper section 4.1)
     light_gflops_per_frame: float = 1.32 / 16  # 16 memory frames cost the paper's 1.32 GFLOPs
@@ -165,8 +170,8 @@ def generate(config: SynthConfig, progress: bool = True) -> tuple[dict, dict]:
     rngs = {
         name: np.random.default_rng(child)
         for name, child in zip(
-            ("classes", "videos", "segments", "content", "noise", "projection"),
-            np.random.SeedSequence(cfg.seed).spawn(6),
+            ("classes", "videos", "segments", "content", "noise", "projection", "light"),
+            np.random.SeedSequence(cfg.seed).spawn(7),
             strict=True,
         )
     }
@@ -235,7 +240,13 @@ def generate(config: SynthConfig, progress: bool = True) -> tuple[dict, dict]:
     )
     heavy = (z + evidence) @ p_heavy
     heavy += cfg.heavy_noise * r.standard_normal(heavy.shape, dtype=np.float32)
-    light = (z + cfg.light_signal * evidence) @ p_light
+    # The light network reacts to a video's nuisance partly in its own way: only a share of it
+    # is common to both views, so the two models' per-video errors are not the same errors.
+    own = rngs["light"].standard_normal((n, cfg.latent_dim)) * cfg.nuisance
+    shift = (np.sqrt(cfg.light_nuisance_share) - 1) * nuisance + np.sqrt(
+        1 - cfg.light_nuisance_share
+    ) * own
+    light = (z + cfg.light_signal * evidence + shift[video_of_frame].astype(np.float32)) @ p_light
     light += cfg.light_noise * r.standard_normal(light.shape, dtype=np.float32)
     del z, evidence
     bar.update()

@@ -6,7 +6,8 @@ LSTM-G: the same LSTM with the global memory, attended with the positional encod
 Eq. 1-2 at every step (:class:`baselines.recurrent.MemoryLSTM`), and no frame selection.
 
 Training: Adam (lr 1e-3, weight decay 1e-4), batch 64, ``epochs`` passes (default 15); random
-(R) sampling draws new frames every epoch. Features are standardized with train-split
+(R) sampling draws new frames every epoch, uniform (U) sampling trains on one random frame per
+segment (TSN-style jitter) and evaluates on the segment centres. Features are standardized with train-split
 statistics (kept in the checkpoint).
 """
 
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from adaframe_env.harness.protocol import RunConfig, TorchAgent, VideoResult
 from baselines.fixed import sampled_frames
 from baselines.recurrent import MemoryLSTM
-from baselines.sampling import select_frames
+from baselines.sampling import jittered_uniform_frames, select_frames
 
 
 class LSTMClassifier(nn.Module):
@@ -45,8 +46,9 @@ class LSTMAgent(TorchAgent):
         self.buffers = {}
 
     def hparams(self) -> dict:
+        # "version" changes whenever training changes, so cached checkpoints are not reused
         return {"strategy": self.strategy, "k": self.k, "global_memory": self.global_memory,
-                "hidden": self.hidden, "batch_size": self.batch_size}  # fmt: skip
+                "hidden": self.hidden, "batch_size": self.batch_size, "version": 2}  # fmt: skip
 
     def setup(self, store, config: RunConfig) -> None:
         torch.manual_seed(config.seed)
@@ -71,9 +73,13 @@ class LSTMAgent(TorchAgent):
         return out
 
     def _frames(self, store, videos, rng):
+        """Training frames: new random draws (R) or jittered segment frames (U) every epoch, so
+        that a few thousand training videos are not memorized frame by frame."""
         if self.strategy == "random":
             seed = int(rng.integers(2**31))
             return select_frames(store.length[videos], "random", self.k, seed)
+        if self.strategy == "uniform":
+            return [jittered_uniform_frames(int(t), self.k, rng) for t in store.length[videos]]
         return select_frames(store.length[videos], self.strategy, self.k)
 
     def fit(self, store, train_videos, config: RunConfig) -> None:

@@ -12,6 +12,16 @@ def uniform_frames(length: int, k: int) -> np.ndarray:
     return (2 * np.arange(k) + 1) * length // (2 * k)
 
 
+def jittered_uniform_frames(length: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """One random frame inside each of ``k`` equal segments (TSN-style training augmentation:
+    the same temporal layout as :func:`uniform_frames`, new frames every epoch)."""
+    if k >= length:
+        return np.arange(length)
+    start = np.arange(k) * length // k
+    end = (np.arange(k) + 1) * length // k
+    return start + (rng.random(k) * (end - start)).astype(np.int64)
+
+
 def random_frames(length: int, k: int, rng: np.random.Generator) -> np.ndarray:
     """``k`` distinct frames drawn uniformly at random, in temporal order."""
     if k >= length:

@@ -5,7 +5,7 @@
 
 Every cell is one run of the harness (``benchmarks/run.py --agent NAME``): results land in
 ``--out`` as usual and trained checkpoints are reused, so an interrupted table resumes where it
-stopped. Prints a Markdown table, mAP (%) with the paper's value in parentheses; the oracle row
+stopped. Prints a Markdown table and redraws the dataset's plots, mAP (%) with the paper's value in parentheses; the oracle row
 is a bound (ground-truth relevance, synthetic caches only), not a competitor.
 """
 
@@ -74,6 +74,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results")
     args = p.parse_args(argv)
     paper = PAPER[args.paper or ("activitynet" if args.dataset == "activitynet" else "fcvid")]
+    last_row = None
     lines = ["| method | " + " | ".join(SETTINGS) + " |", "|---" * (len(SETTINGS) + 1) + "|"]
     for method in args.methods.split(","):
         cells = []
@@ -84,6 +85,7 @@ def main(argv=None) -> int:
                 continue
             config = RunConfig(seed=args.seed, epochs=args.epochs, progress=False)
             (row,) = run_agent(name, args.dataset, config, out=args.out)
+            last_row = row
             ref = paper.get(method, (None,) * len(SETTINGS))[i]
             cell = f"{100 * row['map']:.1f}" + (f" ({ref})" if ref is not None else "")
             cells.append(cell)
@@ -93,6 +95,11 @@ def main(argv=None) -> int:
             )
         lines.append(f"| {NAMES.get(method, method)} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
+    if last_row is not None:
+        from adaframe_env.harness.plots import plot_dataset
+
+        for path in plot_dataset(Path(last_row["json_path"]).parent):
+            print(f"drew {path}", file=sys.stderr)
     return 0
 
 

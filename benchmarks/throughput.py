@@ -84,30 +84,28 @@ def cartpole_stepper(env, seed: int = 0):
     return step
 
 
-def vector_stepper(venv, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    actions = rng.random((64, *venv.action_space.shape)).astype(venv.action_space.dtype)
+def _cycling_stepper(venv, actions: np.ndarray, seed: int):
+    """A closure stepping ``venv`` through a fixed cycle of pre-drawn action batches."""
     state = {"i": 0}
     venv.reset(seed=seed)
 
     def step():
-        i = state["i"] = (state["i"] + 1) % 64
+        i = state["i"] = (state["i"] + 1) % len(actions)
         venv.step(actions[i])
 
     return step
+
+
+def vector_stepper(venv, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    actions = rng.random((64, *venv.action_space.shape)).astype(venv.action_space.dtype)
+    return _cycling_stepper(venv, actions, seed)
 
 
 def cartpole_vector_stepper(num_envs: int, seed: int = 0):
     venv = gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="vector_entry_point")
     actions = np.random.default_rng(seed).integers(0, 2, (64, num_envs))
-    state = {"i": 0}
-    venv.reset(seed=seed)
-
-    def step():
-        i = state["i"] = (state["i"] + 1) % 64
-        venv.step(actions[i])
-
-    return step
+    return _cycling_stepper(venv, actions, seed)
 
 
 def lookup_stepper(store, split: str, num_envs: int, budget: int, f32: bool, seed: int = 0):

@@ -11,7 +11,7 @@ import pytest
 
 from adaframe_env.rewards import margin as margin_fn
 
-#: check_env warnings we accept on purpose (documented in the env docstring and docs/env.md):
+#: check_env warnings we accept on purpose (documented in the env docstring and docs/environment.md):
 #: feature observations are unbounded, their Box is (-inf, inf).
 GYM_DELIBERATE = (
     "A Box observation space minimum value is -infinity",

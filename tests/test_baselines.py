@@ -90,3 +90,21 @@ def test_memory_lstm_sequence_matches_steps(memory_dim):
                                  mem[b : b + 1] if memory_dim else None,
                                  keys[b : b + 1] if memory_dim else None)  # fmt: skip
         assert torch.allclose(last[b], state[0][0], atol=1e-5)
+
+
+@pytest.mark.parametrize(("length", "k"), [(100, 10), (7, 3), (5, 5), (3, 8)])
+def test_jittered_uniform_frames_take_one_frame_per_segment(length, k):
+    from baselines.sampling import jittered_uniform_frames, uniform_frames
+
+    rng = np.random.default_rng(0)
+    draws = np.array([jittered_uniform_frames(length, k, rng) for _ in range(200)])
+    if k >= length:
+        assert (draws == np.arange(length)).all()
+        return
+    seg = np.arange(k)
+    assert ((draws >= seg * length // k) & (draws < (seg + 1) * length // k)).all()
+    # the segment centres of uniform_frames lie in the same segments
+    centres = uniform_frames(length, k)
+    assert ((centres >= seg * length // k) & (centres < (seg + 1) * length // k)).all()
+    if length >= 2 * k:  # segments of 2+ frames: the draws do vary
+        assert len({tuple(d) for d in draws}) > 1

@@ -22,7 +22,7 @@ def ansi_line(env: AdaFrameEnv) -> str:
     """The latest step of ``env`` as one line of text."""
     frame, loc, new, margin, reward = env._history[-1]
     store = env.store
-    pred = int(env._probs.argmax())
+    pred = int(env._prediction)  # the env's own rule: a tie with the true class is wrong
     names = store.class_names
     end = {"stop": "  [stopped]", "budget": "  [budget used]"}.get(env._end or "", "")
     return (
@@ -89,7 +89,7 @@ def episode_rgb(env: AdaFrameEnv) -> np.ndarray:
     ax_m.set_ylabel("margin m_t", fontsize=8)
     ax_m.tick_params(labelsize=7)
 
-    pred = int(env._probs.argmax())
+    pred = int(env._prediction)  # the env's own rule: a tie with the true class is wrong
     names = store.class_names
     ok = pred == env._label
     fig.suptitle(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -85,7 +86,8 @@ class _TqdmCallback(BaseCallback):
         self.bar = tqdm(total=total, desc=desc, disable=disable, unit="step")
 
     def _on_step(self) -> bool:
-        self.bar.update(self.training_env.num_envs)
+        # SB3 rounds the total up to whole rollouts: stop the bar at its total
+        self.bar.update(min(self.training_env.num_envs, self.bar.total - self.bar.n))
         return True
 
     def _on_training_end(self) -> None:
@@ -123,7 +125,8 @@ class SB3Agent(EnvPolicyAgent):
         self.description = f"stable-baselines3 {algo.upper()} with MemoryExtractor, {src}"
 
     def hparams(self) -> dict:
-        return {"algo": self.algo, "n_envs": self.n_envs, **self._kwargs(1000)}
+        # "version" changes whenever training changes, so cached checkpoints are not reused
+        return {"algo": self.algo, "n_envs": self.n_envs, "version": 2, **self._kwargs(1000)}
 
     def _kwargs(self, total: int) -> dict:
         common = {"policy_kwargs": {"features_extractor_class": MemoryExtractor}}
@@ -136,6 +139,8 @@ class SB3Agent(EnvPolicyAgent):
         return kw
 
     def setup(self, store, config: RunConfig) -> None:
+        super().setup(store, config)
+        self._device = config.device
         if self.model_path:
             cls, _ = algorithm(self.algo)
             self.model = cls.load(self.model_path, device=config.device)
@@ -148,6 +153,9 @@ class SB3Agent(EnvPolicyAgent):
         epochs = config.epochs if config.epochs is not None else self.default_epochs
         total = max(1, epochs * len(train_videos) * max(k - 1, 1))
         venv = AdaFrameVectorEnv(self.n_envs, data=store.path, split="train", budget=k, memory=True)
+        # SB3's Gaussian policies act in [-1, 1]; without this, most samples would be clipped
+        # to location 0 or 1 (0 is the reset frame: a free revisit that pays nothing).
+        venv = gym.wrappers.vector.RescaleAction(venv, np.float32(-1), np.float32(1))
         env = VecMonitor(SB3VecEnv(venv))
         env.seed(config.seed)
         cls, policy = algorithm(self.algo)
@@ -162,7 +170,7 @@ class SB3Agent(EnvPolicyAgent):
 
     def load(self, directory: Path) -> None:
         cls, _ = algorithm(self.algo)
-        self.model = cls.load(Path(directory) / "model.zip", device="cpu")
+        self.model = cls.load(Path(directory) / "model.zip", device=self._device)
 
     def num_parameters(self) -> int:
         return int(sum(p.numel() for p in self.model.policy.parameters())) if self.model else 0
@@ -178,4 +186,6 @@ class SB3Agent(EnvPolicyAgent):
             episode_start=self._start, deterministic=True,
         )  # fmt: skip
         self._start = np.zeros_like(self._start)
+        if np.all(self.model.action_space.low == -1):  # trained through RescaleAction
+            action = (action + 1) / 2
         return np.clip(action, 0.0, 1.0)

@@ -48,7 +48,7 @@ class LSTMAgent(TorchAgent):
     def hparams(self) -> dict:
         # "version" changes whenever training changes, so cached checkpoints are not reused
         return {"strategy": self.strategy, "k": self.k, "global_memory": self.global_memory,
-                "hidden": self.hidden, "batch_size": self.batch_size, "version": 2}  # fmt: skip
+                "hidden": self.hidden, "batch_size": self.batch_size, "version": 3}  # fmt: skip
 
     def setup(self, store, config: RunConfig) -> None:
         torch.manual_seed(config.seed)
@@ -84,8 +84,12 @@ class LSTMAgent(TorchAgent):
 
     def fit(self, store, train_videos, config: RunConfig) -> None:
         rng = np.random.default_rng(config.seed)
-        sample = rng.choice(len(store.array("features")), 20000)
-        feats = store.array("features")[np.sort(sample)].astype(np.float32)
+        # standardization statistics from train-split frames only (no test data leaks in)
+        train_rows = np.concatenate(
+            [np.arange(store.offset[v], store.offset[v] + store.length[v]) for v in train_videos]
+        )
+        sample = np.sort(rng.choice(train_rows, min(20000, len(train_rows)), replace=False))
+        feats = store.array("features")[sample].astype(np.float32)
         light = store.memory(train_videos).reshape(-1, store.light_dim).astype(np.float32)
         self.buffers = {"mean": feats.mean(0), "std": feats.std(0) + 1e-3,
                         "mem_mean": light.mean(0), "mem_std": light.std(0) + 1e-3}  # fmt: skip

@@ -34,7 +34,10 @@ class RandomPolicy(EnvPolicyAgent):
     observation_keys = ("step",)
 
     def begin(self, num_envs: int, config: RunConfig) -> None:
-        self._rng = np.random.default_rng(config.seed)
+        # One generator per evaluation batch, keyed by (seed, batch number): batches of videos
+        # get different draws, and a run is still reproducible for a seed.
+        self._batch = getattr(self, "_batch", -1) + 1
+        self._rng = np.random.default_rng([config.seed, self._batch])
 
     def act(self, obs, step, config):
         n = len(obs["probs"])

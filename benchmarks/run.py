@@ -65,7 +65,11 @@ def main(argv=None) -> int:
         budget=args.budget, mu=args.mu, epochs=args.epochs, seed=args.seed, device=args.device,
         progress=not args.no_progress, extra={"model": args.model} if args.model else {},
     )  # fmt: skip
-    rows = run_agent(args.agent, args.dataset, config, args.out, args.checkpoints, args.split)
+    try:
+        rows = run_agent(args.agent, args.dataset, config, args.out, args.checkpoints, args.split)
+    except (ValueError, OSError, ImportError, AttributeError) as e:  # CacheError is a ValueError
+        print(f"run.py: {e}", file=sys.stderr)
+        return 2
     print(HEADER)
     for row in rows:
         print(format_row(row) + ("  [checkpoint cache hit]" if row["cached"] else ""))

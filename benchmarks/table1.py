@@ -16,10 +16,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import h5py
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adaframe_env.harness.protocol import RunConfig  # noqa: E402
-from adaframe_env.harness.runner import run_agent  # noqa: E402
+from adaframe_env.harness.runner import resolve_dataset, run_agent  # noqa: E402
 
 SETTINGS = ("R8", "U8", "R10", "U10", "R25", "U25", "All")
 
@@ -58,6 +60,13 @@ def agent_name(method: str, setting: str) -> str | None:
     return f"{method}-all" if setting == "All" else f"{method}-{setting.lower()}"
 
 
+def paper_columns(dataset: str | None) -> str:
+    """Which of the paper's column sets a cache is compared with, by its ``dataset`` attribute."""
+    with h5py.File(resolve_dataset(dataset), "r") as f:
+        name = str(f.attrs.get("dataset", ""))
+    return "activitynet" if "activitynet" in name.lower() else "fcvid"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -78,10 +87,14 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="LSTM training epochs (agent default)")
     p.add_argument("--out", default="results")
     args = p.parse_args(argv)
-    paper = PAPER[args.paper or ("activitynet" if args.dataset == "activitynet" else "fcvid")]
+    methods = args.methods.split(",")
+    unknown = [m for m in methods if m not in NAMES]
+    if unknown:
+        p.error(f"unknown --methods {unknown}; choose from {', '.join(NAMES)}")
+    paper = PAPER[args.paper or paper_columns(args.dataset)]
     last_row = None
     lines = ["| method | " + " | ".join(SETTINGS) + " |", "|---" * (len(SETTINGS) + 1) + "|"]
-    for method in args.methods.split(","):
+    for method in methods:
         cells = []
         for i, setting in enumerate(SETTINGS):
             name = agent_name(method, setting)

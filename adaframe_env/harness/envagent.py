@@ -29,6 +29,13 @@ class EnvPolicyAgent(BaseAgent):
         """(num_envs, 1) locations in [0, 1] (``(num_envs, 2)`` with ``stop_action``)."""
         raise NotImplementedError
 
+    def setup(self, store, config: RunConfig) -> None:
+        """Pay the env's one-time costs (torch import, per-frame log-normalizers of the cache)
+        here, so that ``seconds_per_video`` measures acting, not start-up."""
+        from adaframe_env._fast import log_normalizer
+
+        log_normalizer(store)
+
     def budget(self, config: RunConfig) -> int:
         if config.budget is None:
             raise ValueError(f"{self.name or type(self).__name__} needs --budget K")

@@ -20,13 +20,10 @@ import json
 import re
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: the caller's backend and state are left alone
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from adaframe_env.data.atomic import atomic_output  # noqa: E402
+from adaframe_env.data.atomic import atomic_output
 
 PLOT_FILES = ("map_vs_gflops.png", "exit_steps.png", "class_frames.png", "location_density.png")
 
@@ -60,12 +57,12 @@ def family(agent: str) -> str:
 def _save(fig, path: Path) -> Path:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
 def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4.8))
+    fig = Figure(figsize=(7, 4.8))
+    ax = fig.subplots()
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(family(r["agent"]) + (" (bound)" if r.get("bound") else ""), []).append(r)
@@ -97,7 +94,8 @@ def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
 def plot_exit_steps(rows: list[dict], path: Path, title: str) -> Path:
     shown = [(r, load_records(r)) for r in rows]
     shown = [(r, rec) for r, rec in shown if rec][:30]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * max(len(shown), 4) + 1.5))
+    fig = Figure(figsize=(8, 0.35 * max(len(shown), 4) + 1.5))
+    ax = fig.subplots()
     sc = None
     max_step = 1
     for i, (_r, rec) in enumerate(shown):
@@ -145,7 +143,8 @@ def focus_run(rows: list[dict], focus: str | None = None) -> dict | None:
 
 
 def plot_class_frames(row: dict | None, path: Path, title: str, n: int = 5) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     rec = load_records(row) if row else []
     if rec:
         labels = np.array([x["label"] for x in rec])
@@ -187,7 +186,8 @@ def _class_names(row: dict) -> dict:
 
 
 def plot_location_density(row: dict | None, path: Path, title: str, bins: int = 20) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     rec = load_records(row) if row else []
     if rec:
         locs = [x["locations"] for x in rec]

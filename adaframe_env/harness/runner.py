@@ -7,6 +7,7 @@ result dict per setting (one per ``mu`` for agents with ``uses_mu``, else one).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -229,7 +230,8 @@ def run_agent(
     agent = make_agent(name, config)
     name_has_k = bool(re.search(r"-(?:[ur]?\d+|all)$", name)) and ":" not in name
     if name_has_k:
-        config.budget = getattr(agent, "k", config.budget)  # the name fixes K (None: all)
+        # the name fixes K (None: all frames); a copy, so the caller's config is left alone
+        config = dataclasses.replace(config, budget=getattr(agent, "k", config.budget))
     agent.setup(store, config) if hasattr(agent, "setup") else None
     fp = fingerprint(path)
     cached, fit_seconds, ckpt = fit_or_load(agent, store, config, fp, checkpoints)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ DEFAULT_OBSERVATION_KEYS = ("frame", "location", "step", "probs")
 _MEMORY_KEYS = ("memory", "memory_positions")
 
 # --------------------------------------------------------------------------- shared stores
-_STORES: dict[tuple, FeatureStore] = {}
+# Weak values: a store lives as long as some env (or caller) uses it, then its RAM is freed.
+_STORES: weakref.WeakValueDictionary[tuple, FeatureStore] = weakref.WeakValueDictionary()
 
 
 def open_store(path: str | os.PathLike, lazy: bool = False) -> FeatureStore:
@@ -47,16 +49,14 @@ def open_store(path: str | os.PathLike, lazy: bool = False) -> FeatureStore:
     except OSError:
         return FeatureStore(path, lazy=lazy)  # raises CacheError naming the file
     store = _STORES.get(key)
-    if store is None:
+    if store is None:  # first use, or the file was rewritten (new mtime/size: a new key)
         store = FeatureStore(path, lazy=lazy)
-        for old in [k for k in _STORES if k[0] == key[0]]:
-            del _STORES[old]  # a rewritten file: drop the stale copy
         _STORES[key] = store
     return store
 
 
 def clear_store_cache() -> None:
-    """Forget the shared stores (envs keep theirs until they are closed)."""
+    """Forget the shared stores (envs keep theirs until they are garbage collected)."""
     _STORES.clear()
 
 

@@ -126,7 +126,10 @@ class SB3Agent(EnvPolicyAgent):
 
     def hparams(self) -> dict:
         # "version" changes whenever training changes, so cached checkpoints are not reused
-        return {"algo": self.algo, "n_envs": self.n_envs, "version": 2, **self._kwargs(1000)}
+        kw = self._kwargs(1000)
+        if "learning_starts" in kw:  # depends on the run's length; record the rule, not a value
+            kw["learning_starts"] = "min(1000, total_timesteps // 4)"
+        return {"algo": self.algo, "n_envs": self.n_envs, "version": 2, **kw}
 
     def _kwargs(self, total: int) -> dict:
         common = {"policy_kwargs": {"features_extractor_class": MemoryExtractor}}

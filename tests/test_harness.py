@@ -216,3 +216,57 @@ def test_cli_list_and_run(harness_env):
     bad = subprocess.run([*run, "--agent", "nope-3", "--dataset", str(cache)],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode != 0 and "unknown agent" in bad.stderr
+
+
+def test_run_agent_leaves_the_callers_config_alone(harness_env):
+    cache, out = harness_env
+    config = run_cfg(budget=7)
+    (row,) = run_agent("avgpool-u3", str(cache), config, out)
+    assert row["budget"] == 3  # the name fixes K for the run ...
+    assert config.budget == 7  # ... without changing the caller's config
+
+
+@pytest.mark.parametrize("agent", ["nope", "avgpool-u0", "no_such_module.x:make"])
+def test_run_py_reports_bad_agents_in_one_line(harness_env, agent, capsys):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import run as run_py
+    finally:
+        sys.path.pop(0)
+    cache, out = harness_env
+    assert run_py.main(["--agent", agent, "--dataset", str(cache), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("run.py: ") and "\n" not in err and "Traceback" not in err
+
+
+def test_random_policy_draws_differ_between_evaluation_batches():
+    from baselines.policies import RandomPolicy
+
+    policy, config = RandomPolicy(), run_cfg(seed=3)
+    obs = {"probs": np.zeros((4, 2), np.float32)}
+    policy.begin(4, config)
+    first = policy.act(obs, 1, config)
+    policy.begin(4, config)
+    second = policy.act(obs, 1, config)
+    assert not np.allclose(first, second)
+    again = RandomPolicy()
+    again.begin(4, config)
+    assert np.array_equal(again.act(obs, 1, config), first)  # reproducible for a seed
+
+
+def test_sb3_agent_maps_rescaled_actions_back_to_locations():
+    from gymnasium import spaces
+
+    from agents.sb3_agents import SB3Agent
+
+    class FakeModel:  # acts like a policy trained through RescaleAction to [-1, 1]
+        action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            return np.array([[-1.0], [0.0], [1.0]], np.float32), None
+
+    agent = SB3Agent("ppo")
+    agent.model = FakeModel()
+    agent.begin(3, run_cfg())
+    locations = agent.act({"probs": np.zeros((3, 2), np.float32)}, 1, run_cfg())
+    assert np.allclose(locations.ravel(), [0.0, 0.5, 1.0])

@@ -15,8 +15,7 @@ class UniformPolicy(EnvPolicyAgent):
     observation_keys = ("step",)
 
     def begin(self, num_envs: int, config: RunConfig) -> None:
-        self._k = self.budget(config)
-        self.initial_location = 0.5 / self._k
+        self._k = self.budget(config)  # the first centre is the env's initial_location
 
     def make_env(self, store, split, num_envs, config, **kwargs):
         self.initial_location = 0.5 / self.budget(config)

@@ -108,7 +108,7 @@ class MemoryLSTM(nn.Module):
             )  # fmt: skip
             return out[torch.arange(b, device=frames.device), lengths - 1]
         state = self.initial_state(b, frames.device)
-        keys = self.attention.keys(memory, positions) if self.use_memory else None
+        keys = self.attention.keys(memory, positions)
         last = torch.zeros(b, self.hidden_size, device=frames.device)
         for i in range(t):
             active = (lengths > i).unsqueeze(-1)

@@ -12,6 +12,7 @@ they never end in a traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,8 @@ import numpy as np
 from adaframe_env.data.schema import SPLIT_NAMES, CacheError, validate
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, exiting: bool = False) -> int:
+    """Run the command line; ``exiting=True`` when the process ends right after (``run``)."""
     parser = argparse.ArgumentParser(prog="adaframe", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"adaframe {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if exiting:  # a late Ctrl-C must not turn this clean exit into a traceback
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         done = f"{args.written} is complete" if args.written else "nothing was written"
         # A progress bar may own the current line: start a fresh one.
         print(f"\nadaframe {args.command}: interrupted; {done}", file=sys.stderr)
@@ -143,5 +147,10 @@ def _fit(args) -> int:
     return 0
 
 
+def run() -> None:
+    """The ``adaframe`` console entry point."""
+    sys.exit(main(exiting=True))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

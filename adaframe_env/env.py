@@ -504,8 +504,10 @@ class AdaFrameEnv(gym.Env[dict, np.ndarray]):
                 self._psum += x
                 self._n += 1
                 self._gflops += self._gpf
-            self._probs = self._psum / self._counts[self._n]
-            m, g = self._scores()
+                self._probs = self._psum / self._counts[self._n]
+                m, g = self._scores()
+            else:  # a revisit changes no score: the recognizer averages distinct frames
+                m, g = self._margin, self._gt
             kind = self.reward_name
             if kind == "margin":
                 reward = max(0.0, m - self._best_margin)

@@ -363,7 +363,8 @@ def _check_signal_outcome(k: Kill, command: str, unchanged: bool) -> str:
             assert k.stderr.count(INTERRUPTED) == 1, where
             assert unchanged, f"the CLI said nothing was written but the file changed: {where}"
         else:
-            assert k.stderr == "" or k.stderr.rstrip().endswith("KeyboardInterrupt"), where
+            # Before main() the interrupt can land anywhere in the interpreter's imports
+            # (numpy's C extensions turn it into an ImportError): only main() must not have run.
             ran_main = re.search(r'adaframe_env[/\\]cli\.py", line \d+, in main', k.stderr)
             assert not ran_main, f"main() ran, so it had to exit 130: {where}"
             assert INTERRUPTED not in k.stderr and k.stdout == "" and unchanged, where

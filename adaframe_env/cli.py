@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -54,19 +55,57 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     p.set_defaults(run=_fit)
 
     args = parser.parse_args(argv)
-    args.written = None  # commands that write set this to the file once it is in place
+    target = getattr(args, "out", None) or (args.file if args.command == "fit-recognizer" else None)
+    before = _identity(target)
+    seen = []  # Ctrl-C seen by our handler (C extensions may turn it into an ImportError)
+
+    def on_sigint(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     try:
         return args.run(args) or 0
     except CacheError as e:
         print(f"adaframe {args.command}: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ImportError) as e:
+        if not (seen or _interrupted(e)):
+            raise
         if exiting:  # a late Ctrl-C must not turn this clean exit into a traceback
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-        done = f"{args.written} is complete" if args.written else "nothing was written"
+        # Ask the file system, not a flag: Ctrl-C may land just after the atomic rename.
+        changed = target is not None and _identity(target) != before
+        done = f"{target} is complete" if changed else "nothing was written"
         # A progress bar may own the current line: start a fresh one.
         print(f"\nadaframe {args.command}: interrupted; {done}", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None and not exiting:
+            signal.signal(signal.SIGINT, previous)  # in-process callers get theirs back
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _identity(path: Path | None) -> tuple | None:
+    """What tells a replaced file apart (an atomic rename gives it a new inode)."""
+    try:
+        st = path.stat()
+    except (AttributeError, OSError):
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _interrupted(e: BaseException | None) -> bool:
+    """Ctrl-C, possibly wrapped: an interrupt inside a C extension's import surfaces as an
+    ImportError whose cause or context is the KeyboardInterrupt."""
+    while e is not None:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _synth(args) -> int:
@@ -81,7 +120,6 @@ def _synth(args) -> int:
         return 2
     t0 = time.time()
     synthesize(args.out, preset(args.preset, seed=args.seed), progress=not args.no_progress)
-    args.written = args.out
     size = args.out.stat().st_size / 2**20
     print(f"wrote {args.out} ({size:.0f} MiB) in {time.time() - t0:.1f} s")
     _info(argparse.Namespace(file=args.out))
@@ -141,7 +179,6 @@ def _fit(args) -> int:
 
     t0 = time.time()
     report = fit_recognizer_file(args.file, seed=args.seed, progress=not args.no_progress)
-    args.written = args.file
     print(f"fitted the recognizer heads of {args.file} in {time.time() - t0:.1f} s")
     print("\n".join(report.lines()))
     return 0

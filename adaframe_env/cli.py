@@ -156,6 +156,12 @@ def _info(args) -> int:
             f"{a['recognizer_avgpool_top1']:.3f} / mAP {a['recognizer_avgpool_map']:.3f}; light "
             f"per-frame top-1 {a['recognizer_light_frame_top1']:.3f}"
         )
+        if "recognizer_folds" in a:
+            lines.append(
+                f"cross-fitting     {a['recognizer_folds']} folds: train videos scored by heads that "
+                f"never saw them; AvgPooling-all top-1 train {a['recognizer_train_avgpool_top1']:.3f}"
+                f", val {a['recognizer_val_avgpool_top1']:.3f}"
+            )
     elif summary.has_recognizer:
         lines.append("recognizer        fitted (no accuracy recorded)")
     else:

@@ -166,8 +166,9 @@ def _raise_interrupt(*args, **kwargs):
 def test_ctrl_c_while_synth_writes_datasets(capsys, tmp_path, monkeypatch):
     real = writer.write_datasets
 
-    def half_then_interrupt(f, arrays):
-        real(f, dict(list(arrays.items())[:3]))
+    def half_then_interrupt(f, arrays, progress=False):
+        real(f, dict(list(arrays.items())[:3]), progress)
+
         raise KeyboardInterrupt
 
     monkeypatch.setattr(writer, "write_datasets", half_then_interrupt)
@@ -234,9 +235,11 @@ def test_ctrl_c_after_the_file_is_in_place_does_not_claim_nothing_was_written(
 
 CLI = [sys.executable, "-m", "adaframe_env.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-# The end of the light head's progress bar (tqdm clears it): the fit is over, writing begins.
-FIT_DONE = re.compile(rb"fit light head.*?\r {20,}\r", re.DOTALL)
-FIT_STARTED = re.compile(rb"fit heavy head")
+# Progress texts that say where a run is. A changed text must fail the tests (every marker
+# kill asserts that its marker was seen), not silently turn them into uninterrupted runs.
+FIT_STARTED = re.compile(rb"fit recognizer: ")  # the recognizer's bar appears: fitting begins
+FIT_DONE = re.compile(rb"fit recognizer: 100%")  # every head is fit: evaluation, then writing
+WRITING = re.compile(rb"write cache: ")  # datasets are being written to the temporary file
 
 
 @dataclass
@@ -335,7 +338,22 @@ def _kill_plan(after_fit: tuple[tuple[int, float], ...]) -> list[Kill]:
         Kill(signal.SIGINT, 1.5),
         Kill(signal.SIGINT, 0.0, FIT_STARTED),
         *(Kill(sig, delay, FIT_DONE) for sig, delay in after_fit),
+        Kill(signal.SIGKILL, 0.0, WRITING),  # in the middle of writing the temporary file
     ]
+
+
+def _check_landed(kills: list[Kill], leftovers: list[list[str]]) -> None:
+    """Every signal was sent, every marker kill after its marker; the kill during the fit
+    interrupted the run, and the SIGKILL during the write left its temporary file behind
+    (so it landed between the first dataset written and the rename)."""
+    for k, left in zip(kills, leftovers, strict=True):
+        assert k.fired, f"{k}: the signal was never sent (the run ended first?)"
+        if k.marker is not None:
+            assert k.marker_seen, f"{k}: marker never printed; did a progress text change?"
+        if k.marker is FIT_STARTED:
+            assert k.returncode != 0, f"{k}: the run finished although killed during the fit"
+        if k.marker is WRITING:
+            assert k.returncode == -signal.SIGKILL and left, f"{k}: did not land mid-write"
 
 
 def _check_signal_outcome(k: Kill, command: str, unchanged: bool) -> str:
@@ -388,7 +406,7 @@ def test_killing_synth_leaves_nothing_the_old_or_the_complete_file(
         if i % 2:
             k.dest.write_bytes(old)
     _run_all(kills, lambda k: CLI + ["synth", "--preset", "tiny", "--out", str(k.dest)])
-    outcomes = []
+    outcomes, leftovers = [], []
     for i, k in enumerate(kills):
         before = old if i % 2 else None
         after = k.dest.read_bytes() if k.dest.exists() else None
@@ -407,8 +425,9 @@ def test_killing_synth_leaves_nothing_the_old_or_the_complete_file(
             assert partials(k.dest.parent) == []
         state = {"old": "old file" if before else "absent", "new": "complete new file"}[outcome]
         outcomes.append(f"{k}: rc={k.returncode} -> {state}" + (", temp file left" if left else ""))
+        leftovers.append(left)
     print("\n".join(outcomes))
-    assert any(k.returncode != 0 for k in kills), "no run was interrupted"
+    _check_landed(kills, leftovers)
 
 
 def test_killing_fit_recognizer_leaves_the_old_or_the_new_file(
@@ -420,7 +439,7 @@ def test_killing_fit_recognizer_leaves_the_old_or_the_new_file(
         (tmp_path / f"run{i}").mkdir()
         k.dest = make_cache_copy(f"run{i}/cache.h5", source=tiny_cache_unfitted)
     _run_all(kills, lambda k: CLI + ["fit-recognizer", str(k.dest)])
-    outcomes = []
+    outcomes, leftovers = [], []
     for k in kills:
         unchanged = sha(k.dest) == original
         outcome = _check_signal_outcome(k, "fit-recognizer", unchanged)
@@ -440,5 +459,6 @@ def test_killing_fit_recognizer_leaves_the_old_or_the_new_file(
         outcomes.append(
             f"{k}: rc={k.returncode} -> {outcome}" + (", temp file left" if left else "")
         )
+        leftovers.append(left)
     print("\n".join(outcomes))
-    assert any(k.returncode != 0 for k in kills), "no run was interrupted"
+    _check_landed(kills, leftovers)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from adaframe_env.cli import main
-from adaframe_env.data.schema import validate
+from adaframe_env.data.schema import SCHEMA_VERSION, validate
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -59,7 +59,7 @@ def test_info_summarizes_a_fitted_cache(capsys, tiny_cache):
         a = dict(f.attrs)
     lines = {line.split()[0]: line for line in out.splitlines()}
     assert str(tiny_cache) in lines["file"]
-    assert "tiny-proxy" in lines["dataset"] and "schema v1" in lines["dataset"]
+    assert "tiny-proxy" in lines["dataset"] and f"schema v{SCHEMA_VERSION}" in lines["dataset"]
     assert "SYNTHETIC" in lines["dataset"]
     counts = [(split == s).sum() for s in (0, 1, 2)]
     assert lines["videos"].split(None, 1)[1] == (
@@ -125,7 +125,7 @@ def test_info_on_broken_file_is_one_line(capsys, make_cache_copy):
 def test_validate_valid_file(capsys, tiny_cache):
     rc, out, err = run(capsys, "validate", tiny_cache)
     assert rc == 0 and err == ""
-    assert out.startswith(f"{tiny_cache}: valid schema v1 cache (")
+    assert out.startswith(f"{tiny_cache}: valid schema v{SCHEMA_VERSION} cache (")
 
 
 def test_synth_into_a_directory_is_refused(capsys, tmp_path):
@@ -168,28 +168,48 @@ def test_fit_recognizer_reports_accuracy(refitted):
     for key in ("frame_top1", "avgpool_top1", "avgpool_map", "light_frame_top1"):
         assert 0.0 <= a[f"recognizer_{key}"] <= 1.0
         assert f"{a[f'recognizer_{key}']:.3f}" in out
+    # Far above chance (6 classes: top-1 0.17), well below what tiny seeds 0-2 give (heavy
+    # per-frame top-1 0.42-0.66, AvgPooling top-1 0.50-0.75 / mAP 0.64-0.84, light per-frame
+    # 0.25-0.45): a generator or a head that produced noise fails here.
+    assert a["recognizer_frame_top1"] > 0.3
+    assert a["recognizer_avgpool_top1"] > 0.4 and a["recognizer_avgpool_map"] > 0.5
+    assert a["recognizer_light_frame_top1"] > 0.2
+    assert a["recognizer_train_avgpool_top1"] > 0.4  # out-of-fold, and still far from chance
     split = a["recognizer_eval_split"]  # stored as fixed-length bytes (rewritten in place)
     assert (split.decode() if isinstance(split, bytes) else split) == "test"
 
 
 def test_fit_recognizer_writes_consistent_logits(refitted):
+    """Val/test logits come from the full-train head, train logits from the head of the
+    video's fold (cross-fitting, schema v2); all of them equal ``features @ W.T + b``."""
     path, rc, _ = refitted
     assert rc == 0
     summary = validate(path)  # the fitted file passes every rule, logits required
     assert summary.has_recognizer
     with h5py.File(path, "r") as f:
         C = len(f["classes/name"])
+        fold = f["recognizer/fold"][:]
+        frame_fold = np.repeat(fold, f["videos/length"][:])
         for view, feats, logits in (
             ("heavy", "frames/features", "frames/logits"),
             ("light", "frames/light", "frames/light_logits"),
         ):
             x = f[feats][:].astype(np.float32)
             w, b = f[f"recognizer/{view}_weight"][:], f[f"recognizer/{view}_bias"][:]
+            fw, fb = f[f"recognizer/{view}_fold_weight"][:], f[f"recognizer/{view}_fold_bias"][:]
             assert w.shape == (C, x.shape[1]) and b.shape == (C,)
-            assert w.dtype == b.dtype == np.float32
+            assert fw.shape == (fold.max() + 1, C, x.shape[1]) and fb.shape == (fold.max() + 1, C)
+            assert w.dtype == b.dtype == fw.dtype == np.float32
             stored = f[logits][:]
             assert stored.dtype == np.float16 and stored.shape == (len(x), C)
-            np.testing.assert_allclose(stored.astype(np.float32), x @ w.T + b, rtol=2e-3, atol=2e-3)
+            expected = x @ w.T + b
+            for k in range(fold.max() + 1):
+                rows = frame_fold == k
+                expected[rows] = x[rows] @ fw[k].T + fb[k]
+            np.testing.assert_allclose(stored.astype(np.float32), expected, rtol=2e-3, atol=2e-3)
+            # a fold head differs from the full head: the train logits are not in-sample ones
+            train = frame_fold >= 0
+            assert not np.allclose(stored[train], (x[train] @ w.T + b), atol=1e-2)
 
 
 def test_fit_recognizer_keeps_data_and_matches_synth(refitted, tiny_cache, assert_same_cache):
@@ -300,4 +320,4 @@ def test_console_script_is_installed(tiny_cache):
         env=SUBPROCESS_ENV,
         timeout=120,
     )
-    assert r.returncode == 0 and "valid schema v1 cache" in r.stdout
+    assert r.returncode == 0 and f"valid schema v{SCHEMA_VERSION} cache" in r.stdout

@@ -24,7 +24,9 @@ from gymnasium.utils.env_checker import check_env
 import adaframe_env
 from adaframe_env import CacheError
 from adaframe_env.env import AdaFrameEnv
+from adaframe_env.metrics import softmax
 from adaframe_env.registration import ENV_IDS
+from adaframe_env.rewards import margin as margin_fn
 
 IDS = list(ENV_IDS)
 
@@ -302,7 +304,16 @@ def test_info_contents(tiny_cache):
     assert info["synthetic"] is True
     assert info["video_id"] == env.store.video_id[info["video_index"]]
     assert info["label"] == env.store.label[info["video_index"]]
-    assert info["prediction"] == int(np.argmax(env._probs))
+    # prediction and margin from the cache itself, not the env's state: the mean softmax of the
+    # stored logits over the distinct frames seen so far (AvgPooling)
+    v, seen = info["video_index"], [info["frame"]]
+    for loc in (0.7, 0.2, 0.7):
+        _, _, _, _, info = env.step(act(loc))
+        seen.append(info["frame"])
+        frames = sorted(set(seen))
+        probs = softmax(env.store.logits(np.full(len(frames), v), frames)).mean(0)
+        assert info["prediction"] == int(np.argmax(probs))
+        assert info["margin"] == pytest.approx(float(margin_fn(probs, info["label"])), abs=1e-5)
 
 
 def test_render_modes(tiny_cache):
@@ -403,7 +414,7 @@ def test_split_without_videos(make_cache_copy):
     path = make_cache_copy("no-val.h5")
     with h5py.File(path, "r+") as f:
         split = f["videos/split"][:]
-        split[split == 1] = 0
+        split[split == 1] = 2
         f["videos/split"][:] = split
     with pytest.raises(CacheError, match="split 'val' has no videos"):
         AdaFrameEnv(data=path, split="val")

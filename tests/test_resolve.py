@@ -18,7 +18,7 @@ from adaframe_env.data.resolve import (
     proxy_path,
     resolve_data,
 )
-from adaframe_env.data.schema import validate
+from adaframe_env.data.schema import SCHEMA_VERSION, validate
 from adaframe_env.data.synth import preset
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -88,7 +88,7 @@ def test_preset_name_is_generated_into_the_cache_dir(isolated):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # asking for a proxy by name is not a fallback
         path = resolve_data("tiny")
-    assert path == isolated / "tiny-proxy-v1-seed0.h5" == proxy_path("tiny")
+    assert path == isolated / f"tiny-proxy-v{SCHEMA_VERSION}-seed0.h5" == proxy_path("tiny")
     summary = validate(path)
     assert summary.attrs["synthetic"] and summary.attrs["dataset"] == "tiny-proxy"
     assert sorted(p.name for p in isolated.iterdir()) == [path.name]
@@ -127,7 +127,7 @@ def test_fallback_generates_the_proxy_with_one_warning(isolated, fake_synthesize
         warnings.simplefilter("always")
         first = resolve_data(None, dataset="fcvid")
         second = resolve_data(None, dataset="fcvid")
-    assert first == second == isolated / "fcvid-proxy-v1-seed0.h5"
+    assert first == second == isolated / f"fcvid-proxy-v{SCHEMA_VERSION}-seed0.h5"
     synthetic = [w for w in caught if issubclass(w.category, SyntheticDataWarning)]
     assert len(synthetic) == 1, [str(w.message) for w in caught]
     assert len(caught) == 1
@@ -156,7 +156,7 @@ def test_fallback_really_generates_in_the_schema(monkeypatch, isolated):
     monkeypatch.setattr(resolve, "preset", lambda name, seed=0: preset("tiny", seed=seed))
     with pytest.warns(SyntheticDataWarning):
         path = resolve_data(None, dataset="fcvid")
-    assert path == isolated / "fcvid-proxy-v1-seed0.h5"
+    assert path == isolated / f"fcvid-proxy-v{SCHEMA_VERSION}-seed0.h5"
     summary = validate(path)
     assert summary.has_recognizer and summary.attrs["synthetic"]
     assert [p.name for p in isolated.iterdir()] == [path.name]  # no temp files left

@@ -1,4 +1,4 @@
-"""Schema v1 rules: every bad-file case gives one precise line (file, path inside it, problem).
+"""Schema rules (v2): every bad-file case gives one precise line (file, path inside it, problem).
 
 Each case copies the session's valid tiny cache, breaks one thing with h5py and runs
 ``adaframe validate`` in-process: exit status 2, nothing on stdout, exactly one line on stderr
@@ -206,6 +206,46 @@ def test_unknown_old_schema_version(capsys, cache, version):
     expect(capsys, cache, "/@schema_version", f"unknown version {version}")
 
 
+def test_v1_cache_is_refused_with_the_upgrade_command(capsys, cache):
+    set_attr(cache, "schema_version", 1)
+    expect(capsys, cache, "/@schema_version", "version 1", "in-sample", "fit-recognizer")
+
+
+def test_fit_recognizer_upgrades_a_v1_cache(capsys, cache):
+    """A v1 cache (in-sample train logits, no folds) becomes a valid v2 cache in place."""
+    set_attr(cache, "schema_version", 1)
+    with h5py.File(cache, "r+") as f:
+        for name in list(f["recognizer"]):
+            if "fold" in name:
+                del f["recognizer"][name]
+    assert main(["fit-recognizer", str(cache), "--no-progress"]) == 0
+    capsys.readouterr()
+    summary = validate(cache)
+    assert summary.attrs["schema_version"] == SCHEMA_VERSION == 2
+    assert read(cache, "recognizer/fold").max() == 4  # 5 folds
+
+
+def test_missing_folds(capsys, cache):
+    with h5py.File(cache, "r+") as f:
+        del f["recognizer/fold"]
+    expect(capsys, cache, "/recognizer/fold", "missing dataset", "fit-recognizer")
+
+
+@pytest.mark.parametrize("which", ["train", "test"])
+def test_fold_must_match_the_split(capsys, cache, which):
+    """Train videos need a fold (they were scored out-of-fold), val/test videos none."""
+    split = read(cache, "videos/split")
+    i = int(np.flatnonzero(split == {"train": 0, "test": 2}[which])[0])
+    value = -1 if which == "train" else 0
+    edit_dataset(cache, "recognizer/fold", lambda a: a.__setitem__(i, value))
+    expect(capsys, cache, "/recognizer/fold", f"video {i} ", f"has fold {value}")
+
+
+def test_fold_wrong_dtype(capsys, cache):
+    replace_dataset(cache, "recognizer/fold", read(cache, "recognizer/fold").astype(np.int64))
+    expect(capsys, cache, "/recognizer/fold", "dtype int64, expected int8")
+
+
 @pytest.mark.parametrize("value", ["1", 1.0])
 def test_schema_version_wrong_type(capsys, cache, value):
     set_attr(cache, "schema_version", value)
@@ -277,7 +317,7 @@ def test_unfitted_cache_needs_fit_recognizer(capsys, tiny_cache_unfitted):
 def test_no_recognizer_flag_accepts_unfitted_cache(capsys, tiny_cache_unfitted):
     assert main(["validate", str(tiny_cache_unfitted), "--no-recognizer"]) == 0
     out, err = capsys.readouterr()
-    assert err == "" and "valid schema v1 cache" in out
+    assert err == "" and f"valid schema v{SCHEMA_VERSION} cache" in out
     summary = validate(tiny_cache_unfitted, require_recognizer=False)
     assert not summary.has_recognizer
 

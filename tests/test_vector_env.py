@@ -20,11 +20,13 @@ CONFIGS = [
 ]
 
 
+@pytest.mark.parametrize("copy", [True, False], ids=["copy", "shared-buffers"])
 @pytest.mark.parametrize("kwargs", CONFIGS)
-def test_matches_single_env_step_for_step(tiny_cache, kwargs):
-    """Same videos and actions -> identical observations, rewards, flags and infos."""
+def test_matches_single_env_step_for_step(tiny_cache, kwargs, copy):
+    """Same videos and actions -> identical observations, rewards, flags and infos, with fresh
+    arrays (``copy=True``) and with the default buffers reused in place (``copy=False``)."""
     n = 5
-    venv = AdaFrameVectorEnv(n, data=tiny_cache, copy=True, **kwargs)
+    venv = AdaFrameVectorEnv(n, data=tiny_cache, copy=copy, **kwargs)
     obs, info = venv.reset(seed=3)
     envs = [AdaFrameEnv(data=tiny_cache, **kwargs) for _ in range(n)]
     for i, e in enumerate(envs):

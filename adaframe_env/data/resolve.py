@@ -17,6 +17,7 @@ import os
 import warnings
 from pathlib import Path
 
+from adaframe_env.data.schema import SCHEMA_VERSION
 from adaframe_env.data.synth import PRESETS, preset, synthesize
 
 ENV_VARS = {"fcvid": "ADAFRAME_FCVID", "activitynet": "ADAFRAME_ACTIVITYNET", None: "ADAFRAME_DATA"}
@@ -36,8 +37,9 @@ def cache_dir() -> Path:
 
 
 def proxy_path(name: str, seed: int = 0) -> Path:
-    """Where the default proxy ``name`` lives in the per-user cache (versioned by schema)."""
-    return cache_dir() / f"{name}-proxy-v1-seed{seed}.h5"
+    """Where the default proxy ``name`` lives in the per-user cache, versioned by schema: a
+    proxy written by an older adaframe-gym is not picked up, a new one is generated beside it."""
+    return cache_dir() / f"{name}-proxy-v{SCHEMA_VERSION}-seed{seed}.h5"
 
 
 def ensure_proxy(name: str, seed: int = 0, progress: bool = True) -> Path:

@@ -1,4 +1,4 @@
-"""Feature-cache schema v1 and its validator.
+"""Feature-cache schema v2 and its validator.
 
 One HDF5 file per dataset, flat and ragged so that a batch of lookups is one fancy-index
 (DESIGN.md section 1). ``N`` videos, ``F`` frames in all, ``C`` classes:
@@ -8,8 +8,8 @@ path                        shape, dtype        meaning
 ==========================  ==================  ===============================================
 ``frames/features``         (F, D) float16      heavy backbone feature of each frame
 ``frames/light``            (F, Dl) float16     light backbone feature of each frame
-``frames/logits``           (F, C) float16      heavy recognizer logits (``fit-recognizer``)
-``frames/light_logits``     (F, C) float16      light recognizer logits (``fit-recognizer``)
+``frames/logits``           (F, C) float16      heavy recognizer logits, out-of-fold on train
+``frames/light_logits``     (F, C) float16      light recognizer logits, out-of-fold on train
 ``frames/relevance``        (F,) float16        synthetic only: ground truth in [0, 1]
 ``videos/offset``           (N,) int64          first row of each video
 ``videos/length``           (N,) int32          frames of each video (>= 1)
@@ -17,9 +17,17 @@ path                        shape, dtype        meaning
 ``videos/split``            (N,) uint8          0 train, 1 val, 2 test
 ``videos/id``               (N,) utf-8 str      video identifier
 ``classes/name``            (C,) utf-8 str      class names
+``recognizer/fold``         (N,) int8           cross-fitting fold of a train video, -1 otherwise
 ``recognizer/*``            float32             the linear heads that produced the logits
 ==========================  ==================  ===============================================
 
+The recognizer's logits are **cross-fitted** (schema v2): a val or test video is scored by the
+head fit on all train videos (``recognizer/{heavy,light}_{weight,bias}``); a train video in
+fold ``k`` is scored by the head fit on the other folds (``recognizer/{view}_fold_{weight,bias}``,
+stacked over folds), so it never saw that video. Scores on train are then as honest as on test,
+and a reward computed from them on train says which frames help instead of being saturated by
+a head that memorized the video. Schema v1 stored in-sample train logits; a v1 cache is refused
+with the command that upgrades it in place (``adaframe fit-recognizer FILE``).
 Root attributes: ``schema_version``, ``dataset``, ``fps``, ``backbone``, ``light_backbone``,
 ``gflops_per_frame``, ``light_gflops_per_frame``, ``synthetic`` and, when synthetic, ``generator``
 (the generator's parameters as JSON).
@@ -42,7 +50,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SPLITS = {"train": 0, "val": 1, "test": 2}
 SPLIT_NAMES = {v: k for k, v in SPLITS.items()}
 
@@ -73,6 +81,7 @@ RECOGNIZER = {
     "frames/light_logits": (np.float16, 2),
 }
 OPTIONAL = {"frames/relevance": (np.float16, 1)}
+FOLD = ("recognizer/fold", np.int8, 1)
 
 # Rows scanned at a time for NaN/inf, so validating a file larger than RAM stays cheap.
 _SCAN_ROWS = 1 << 16
@@ -102,11 +111,13 @@ class CacheSummary:
     attrs: dict
 
 
-def validate(path: str | os.PathLike, require_recognizer: bool = True) -> CacheSummary:
+def validate(
+    path: str | os.PathLike, require_recognizer: bool = True, accept_v1: bool = False
+) -> CacheSummary:
     """Check every schema rule of the cache at ``path``; raise :class:`CacheError` on the first.
 
-    ``require_recognizer=False`` accepts a cache whose logits are not fitted yet (what
-    ``adaframe fit-recognizer`` consumes).
+    ``require_recognizer=False`` accepts a cache whose logits are not fitted yet, and
+    ``accept_v1=True`` an old v1 cache (both what ``adaframe fit-recognizer`` consumes).
     """
     path = Path(path)
     if not path.exists():
@@ -121,7 +132,7 @@ def validate(path: str | os.PathLike, require_recognizer: bool = True) -> CacheS
         ) from None
     with f:
         try:
-            return _validate_open(path, f, require_recognizer)
+            return _validate_open(path, f, require_recognizer, accept_v1)
         except CacheError:
             raise
         except (OSError, RuntimeError, KeyError) as e:  # h5py read errors inside a damaged file
@@ -134,8 +145,10 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def _validate_open(path: Path, f: h5py.File, require_recognizer: bool) -> CacheSummary:
-    attrs = _check_attrs(path, f)
+def _validate_open(
+    path: Path, f: h5py.File, require_recognizer: bool, accept_v1: bool
+) -> CacheSummary:
+    attrs = _check_attrs(path, f, accept_v1)
     expected = dict(REQUIRED)
     if require_recognizer:
         expected.update(RECOGNIZER)
@@ -151,6 +164,8 @@ def _validate_open(path: Path, f: h5py.File, require_recognizer: bool) -> CacheS
 
     n, num_frames, c = _check_shapes(path, f, has_recognizer, has_relevance)
     _check_videos(path, f, n, num_frames, c)
+    if has_recognizer and attrs["schema_version"] >= 2:
+        _check_folds(path, f, n)
     finite = ["frames/features", "frames/light"]
     if has_recognizer:
         finite += list(RECOGNIZER)
@@ -180,7 +195,7 @@ def _validate_open(path: Path, f: h5py.File, require_recognizer: bool) -> CacheS
     )
 
 
-def _check_attrs(path: Path, f: h5py.File) -> dict:
+def _check_attrs(path: Path, f: h5py.File, accept_v1: bool = False) -> dict:
     if "schema_version" not in f.attrs:
         raise CacheError(
             path,
@@ -200,6 +215,14 @@ def _check_attrs(path: Path, f: h5py.File) -> dict:
         )
     if int(version) < 1:
         raise CacheError(path, "/@schema_version", f"unknown version {int(version)}")
+    if int(version) == 1 and not accept_v1:
+        raise CacheError(
+            path,
+            "/@schema_version",
+            "version 1: its train-split logits are in-sample (scored by a head that saw those "
+            f"videos); refit them out-of-fold with `adaframe fit-recognizer {path}` (upgrades "
+            "the file to v2 in place) or regenerate it",
+        )
     attrs = {}
     for name, kind in ROOT_ATTRS.items():
         if name not in f.attrs:
@@ -339,6 +362,31 @@ def _check_videos(path: Path, f: h5py.File, n: int, num_frames: int, c: int) -> 
     uniq, counts = np.unique(ids, return_counts=True)
     if counts.max() > 1:
         raise CacheError(path, "/videos/id", f"id {uniq[counts.argmax()]!r} appears twice")
+
+
+def _check_folds(path: Path, f: h5py.File, n: int) -> None:
+    """``recognizer/fold``: a fold >= 0 for every train video, -1 for every other."""
+    name, dtype, rank = FOLD
+    if name not in f:
+        raise CacheError(
+            path,
+            "/" + name,
+            f"missing dataset; refit the recognizer with `adaframe fit-recognizer {path}`",
+        )
+    _check_dataset(path, f, name, dtype, rank)
+    fold = f[name][:]
+    if fold.shape[0] != n:
+        raise CacheError(path, "/" + name, f"has {fold.shape[0]} entries, expected {n}")
+    train = f["videos/split"][:] == SPLITS["train"]
+    bad = np.flatnonzero(train != (fold >= 0))
+    if bad.size:
+        i = bad[0]
+        raise CacheError(
+            path,
+            "/" + name,
+            f"video {i} ({_video_id(f, i)}) has fold {fold[i]}; train videos need a fold >= 0, "
+            "val and test videos -1",
+        )
 
 
 def _read_strings(path: Path, f: h5py.File, name: str) -> np.ndarray:

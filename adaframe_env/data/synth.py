@@ -352,5 +352,5 @@ def synthesize(
     if fit_recognizer:
         report = fit_and_attach(arrays, seed=config.seed, progress=progress)
         attrs.update(report.as_attrs())
-    write_cache(dest, arrays, attrs, generator=config.as_json())
+    write_cache(dest, arrays, attrs, generator=config.as_json(), progress=progress)
     return Path(dest)

@@ -1,4 +1,4 @@
-"""Write a feature cache in schema v1, atomically.
+"""Write a feature cache in the current schema, atomically.
 
 Datasets are stored contiguous and uncompressed: a lazy :class:`~adaframe_env.FeatureStore`
 then maps them straight into memory (``np.memmap``), and a batch of lookups stays one
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from tqdm.auto import tqdm
 
 from adaframe_env.data.atomic import atomic_output
 from adaframe_env.data.schema import SCHEMA_VERSION, STR_DTYPE, validate
@@ -28,27 +29,31 @@ DTYPES = {
     "videos/length": np.int32,
     "videos/label": np.int32,
     "videos/split": np.uint8,
+    "recognizer/fold": np.int8,
 }
 
 
-def write_datasets(f: h5py.File, arrays: Mapping[str, np.ndarray]) -> None:
+def write_datasets(f: h5py.File, arrays: Mapping[str, np.ndarray], progress: bool = False) -> None:
     """Create (or replace) datasets in an open file, cast to the schema's dtypes."""
-    for name, value in arrays.items():
-        if name in f:
-            old = f[name]
-            new = np.asarray(value, dtype=DTYPES.get(name, np.float32))
-            if (
-                name not in ("videos/id", "classes/name")
-                and old.shape == new.shape
-                and old.dtype == new.dtype
-            ):
+    with tqdm(total=len(arrays), desc="write cache", unit="dataset", disable=not progress) as bar:
+        for name, value in arrays.items():
+            _write_one(f, name, value)
+            bar.update()
+
+
+def _write_one(f: h5py.File, name: str, value) -> None:
+    if name in f:
+        old = f[name]
+        new = np.asarray(value, dtype=DTYPES.get(name, np.float32))
+        if name not in ("videos/id", "classes/name") and old.shape == new.shape:
+            if old.dtype == new.dtype:
                 old[...] = new  # overwrite in place: HDF5 does not reclaim deleted space
-                continue
-            del f[name]
-        if name in ("videos/id", "classes/name"):
-            f.create_dataset(name, data=np.asarray(value, dtype=object), dtype=STR_DTYPE)
-        else:
-            f.create_dataset(name, data=np.asarray(value, dtype=DTYPES.get(name, np.float32)))
+                return
+        del f[name]
+    if name in ("videos/id", "classes/name"):
+        f.create_dataset(name, data=np.asarray(value, dtype=object), dtype=STR_DTYPE)
+    else:
+        f.create_dataset(name, data=np.asarray(value, dtype=DTYPES.get(name, np.float32)))
 
 
 def write_cache(
@@ -56,6 +61,7 @@ def write_cache(
     arrays: Mapping[str, np.ndarray],
     attrs: Mapping[str, object],
     generator: Mapping[str, object] | None = None,
+    progress: bool = False,
 ) -> Path:
     """Write ``arrays`` (schema paths -> arrays) and root ``attrs`` to ``dest`` atomically.
 
@@ -69,6 +75,6 @@ def write_cache(
                 f.attrs[key] = value
             if generator is not None:
                 f.attrs["generator"] = json.dumps(dict(generator), sort_keys=True)
-            write_datasets(f, arrays)
+            write_datasets(f, arrays, progress)
         validate(tmp, require_recognizer="frames/logits" in arrays)
     return Path(dest)

@@ -173,6 +173,8 @@ def fit_and_attach(
     split = np.asarray(arrays["videos/split"])
     num_classes = len(arrays["classes/name"])
     video_of_frame = np.repeat(np.arange(len(length)), length)
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
     train_videos = np.flatnonzero(split == SPLITS["train"])
     if train_videos.size < 2:
         raise ValueError(
@@ -180,8 +182,6 @@ def fit_and_attach(
             "recognizer needs at least 2"
         )
     folds = int(min(folds, train_videos.size))
-    if folds < 2:
-        raise ValueError(f"folds must be at least 2, got {folds}")
     fold = assign_folds(label, split, folds, seed)
     frame_fold = fold[video_of_frame]
     train_rows = np.flatnonzero(frame_fold >= 0)

@@ -45,10 +45,10 @@ def _write_one(f: h5py.File, name: str, value) -> None:
     if name in f:
         old = f[name]
         new = np.asarray(value, dtype=DTYPES.get(name, np.float32))
-        if name not in ("videos/id", "classes/name") and old.shape == new.shape:
-            if old.dtype == new.dtype:
-                old[...] = new  # overwrite in place: HDF5 does not reclaim deleted space
-                return
+        same = old.shape == new.shape and old.dtype == new.dtype
+        if same and name not in ("videos/id", "classes/name"):
+            old[...] = new  # overwrite in place: HDF5 does not reclaim deleted space
+            return
         del f[name]
     if name in ("videos/id", "classes/name"):
         f.create_dataset(name, data=np.asarray(value, dtype=object), dtype=STR_DTYPE)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adaframe_env.harness.protocol import RunConfig  # noqa: E402
 from adaframe_env.harness.registry import list_agents  # noqa: E402
 from adaframe_env.harness.runner import HEADER, format_row, run_agent  # noqa: E402
+from adaframe_env.harness.settings import parse_settings  # noqa: E402
 
 
 def parse_mu(text: str) -> tuple[float, ...]:
@@ -34,7 +36,13 @@ def parse_mu(text: str) -> tuple[float, ...]:
     return values
 
 
+def _warning_alone(message, category, filename, lineno, file=None, line=None):
+    """Print a warning as ``Category: message``, without the source line it came from."""
+    print(f"{category.__name__}: {message}", file=file or sys.stderr)
+
+
 def main(argv=None) -> int:
+    warnings.showwarning = _warning_alone
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -50,6 +58,9 @@ def main(argv=None) -> int:
     p.add_argument("--split", default="test", choices=("test", "val"))
     p.add_argument("--model", help="evaluate this SB3 model file (with --agent sb3-...)")
     p.add_argument("--checkpoints", help="checkpoint cache folder (default: per-user cache)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a hyperparameter of a learning agent, repeatable (e.g. --set "
+                   "readout=plain); a wrong key lists the agent's settings")  # fmt: skip
     p.add_argument("--no-plot", action="store_true", help="do not redraw the plots")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = p.parse_args(argv)
@@ -61,9 +72,14 @@ def main(argv=None) -> int:
         p.error("--agent NAME is required (or --list)")
     if args.budget < 1:
         p.error("--budget must be at least 1")
+    try:
+        settings = parse_settings(args.set)
+    except ValueError as e:
+        p.error(str(e))
     config = RunConfig(
         budget=args.budget, mu=args.mu, epochs=args.epochs, seed=args.seed, device=args.device,
-        progress=not args.no_progress, extra={"model": args.model} if args.model else {},
+        progress=not args.no_progress, settings=settings,
+        extra={"model": args.model} if args.model else {},
     )  # fmt: skip
     try:
         rows = run_agent(args.agent, args.dataset, config, args.out, args.checkpoints, args.split)

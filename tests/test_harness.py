@@ -4,6 +4,7 @@ checkpoint cache, determinism, the plug-in protocol and the command line."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -274,3 +275,45 @@ def test_sb3_agent_maps_rescaled_actions_back_to_locations():
     agent.begin(3, run_cfg())
     locations = agent.act({"probs": np.zeros((3, 2), np.float32)}, 1, run_cfg())
     assert np.allclose(locations.ravel(), [0.0, 0.5, 1.0])
+
+
+def _bare_cache_env(tmp_path):
+    """Environment for run.py with no real data configured and an empty per-user cache."""
+    env = dict(os.environ)
+    for var in ("ADAFRAME_FCVID", "ADAFRAME_ACTIVITYNET", "ADAFRAME_DATA"):
+        env.pop(var, None)
+    env["ADAFRAME_CACHE_DIR"] = str(tmp_path / "cache")
+    return env
+
+
+def test_unknown_agent_fails_before_any_data_is_generated(tmp_path):
+    env = _bare_cache_env(tmp_path)
+    bad = subprocess.run([sys.executable, str(REPO / "benchmarks/run.py"), "--agent", "nope"],
+                         capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "unknown agent 'nope'" in bad.stderr
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("*.h5"))
+
+
+def test_no_progress_silences_the_generator_and_warnings_print_alone(
+    tiny_cache, tmp_path, monkeypatch
+):
+    from adaframe_env.data.resolve import proxy_path
+
+    env = _bare_cache_env(tmp_path)
+    run = [sys.executable, str(REPO / "benchmarks/run.py"), "--agent", "avgpool-u3",
+           "--out", str(tmp_path / "results"), "--no-plot", "--no-progress"]  # fmt: skip
+    # a preset that has to be generated first: no generator or recognizer progress bars
+    made = subprocess.run([*run, "--dataset", "tiny"], capture_output=True, text=True, env=env,
+                          timeout=300)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "synth tiny" not in made.stderr and "fit recognizer" not in made.stderr
+    assert list((tmp_path / "cache").glob("tiny-proxy-*.h5"))
+    # the default dataset falling back to its proxy warns in one line, without a source line
+    monkeypatch.setenv("ADAFRAME_CACHE_DIR", str(tmp_path / "cache"))
+    target = proxy_path("fcvid")
+    target.write_bytes(tiny_cache.read_bytes())
+    warned = subprocess.run(run, capture_output=True, text=True, env=env, timeout=300)
+    assert warned.returncode == 0, warned.stderr
+    lines = [ln for ln in warned.stderr.splitlines() if ln.strip()]
+    assert lines == [f"SyntheticDataWarning: no real fcvid cache given (data=... or "
+                     f"$ADAFRAME_FCVID); using the synthetic fcvid proxy at {target}"]  # fmt: skip

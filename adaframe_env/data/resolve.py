@@ -50,13 +50,16 @@ def ensure_proxy(name: str, seed: int = 0, progress: bool = True) -> Path:
     return path
 
 
-def resolve_data(data: str | os.PathLike | None, dataset: str | None = None) -> Path:
-    """The cache path for ``data`` (see the module docstring for the order)."""
+def resolve_data(
+    data: str | os.PathLike | None, dataset: str | None = None, progress: bool = True
+) -> Path:
+    """The cache path for ``data`` (see the module docstring for the order); ``progress``:
+    show the generator's progress bars if a proxy has to be generated."""
     if data is not None:
         path = Path(data).expanduser()
         if path.exists() or str(data) not in PRESETS:
             return path  # a missing path is reported by the validator, naming the file
-        return ensure_proxy(str(data))
+        return ensure_proxy(str(data), progress=progress)
     var = ENV_VARS.get(dataset)
     if var and os.environ.get(var):
         return Path(os.environ[var]).expanduser()
@@ -74,4 +77,4 @@ def resolve_data(data: str | os.PathLike | None, dataset: str | None = None) -> 
             SyntheticDataWarning,
             stacklevel=3,
         )
-    return ensure_proxy(dataset)
+    return ensure_proxy(dataset, progress=progress)

@@ -36,6 +36,7 @@ See ``examples/custom_agent.py`` and ``docs/harness.md``.
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -50,7 +51,9 @@ class RunConfig:
     ``budget``: K, frames per video for agents that take it from the command line (names with
     a K of their own, such as ``avgpool-u10``, override it). ``mu``: thresholds of adaptive
     inference, used only by agents with ``uses_mu``. ``epochs``: training length (None: the
-    agent's default). ``extra``: free-form options (e.g. ``model`` for a pre-trained SB3 file).
+    agent's default). ``settings``: ``--set key=value`` hyperparameters of a learning agent
+    (:mod:`adaframe_env.harness.settings`; part of its checkpoint key through ``hparams()``).
+    ``extra``: free-form options (e.g. ``model`` for a pre-trained SB3 file).
     """
 
     budget: int | None = 10
@@ -59,6 +62,7 @@ class RunConfig:
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
+    settings: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> dict:
@@ -149,27 +153,72 @@ class BaseAgent:
 
 class TorchAgent(BaseAgent):
     """An agent whose trained state is one ``torch.nn.Module`` in ``self.model`` (plus an
-    optional dict of NumPy arrays ``self.buffers``): save/load/num_parameters come for free."""
+    optional dict of NumPy arrays ``self.buffers``): save/load/num_parameters come for free.
+
+    A checkpoint is data, not code: tensors, numbers and strings, loaded with
+    ``torch.load(weights_only=True)``. It records the cache it was trained on
+    (:func:`data_signature`, set by :meth:`bind` in ``setup``); loading it into a cache of other
+    dimensions or classes fails with one line naming both.
+    """
 
     trainable = True
     model = None
+    data: dict | None = None
+
+    def bind(self, store) -> None:
+        """Remember which cache this agent is built for (call from ``setup``)."""
+        self.data = data_signature(store)
 
     def save(self, directory: Path) -> None:
         import torch
 
+        buffers = {
+            k: torch.as_tensor(np.asarray(v)) for k, v in getattr(self, "buffers", {}).items()
+        }
         torch.save(
-            {"model": self.model.state_dict(), "buffers": getattr(self, "buffers", {})},
+            {"model": self.model.state_dict(), "buffers": buffers, "data": self.data or {},
+             "hparams": self.hparams()},
             Path(directory) / "model.pt",
-        )
+        )  # fmt: skip
 
     def load(self, directory: Path) -> None:
         import torch
 
-        state = torch.load(Path(directory) / "model.pt", weights_only=False, map_location="cpu")
+        path = Path(directory) / "model.pt"
+        try:
+            state = torch.load(path, weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError:
+            raise ValueError(
+                f"{path}: not a weights-only checkpoint (an older adaframe-gym wrote pickled "
+                f"arrays, or another program wrote it); delete {Path(directory)} to retrain"
+            ) from None
+        saved = state.get("data") or {}
+        if self.data and saved and saved != self.data:
+            raise ValueError(
+                f"{path}: trained on {describe_data(saved)}, but this cache is "
+                f"{describe_data(self.data)}; train a new model for it"
+            )
         self.model.load_state_dict(state["model"])  # built by setup()
-        self.buffers = state["buffers"]
+        self.buffers = {k: v.numpy() for k, v in state["buffers"].items()}
 
     def num_parameters(self) -> int:
         if self.model is None:
             return 0
         return int(sum(p.numel() for p in self.model.parameters()))
+
+
+def data_signature(store) -> dict:
+    """What a trained model depends on in a cache: dataset, dimensions and class names."""
+    import hashlib
+
+    classes = hashlib.sha256("\n".join(store.class_names).encode()).hexdigest()[:12]
+    return {"dataset": str(store.attrs.get("dataset", "?")), "feature_dim": store.feature_dim,
+            "light_dim": store.light_dim, "num_classes": store.num_classes,
+            "classes_sha256": classes}  # fmt: skip
+
+
+def describe_data(d: dict) -> str:
+    return (
+        f"{d.get('dataset')} ({d.get('num_classes')} classes, features {d.get('feature_dim')}, "
+        f"light {d.get('light_dim')}, class names {d.get('classes_sha256')})"
+    )

@@ -7,6 +7,7 @@ Built-in names (``python benchmarks/run.py --list``):
 - ``scsampler-10`` (any K): SCSampling
 - ``random``, ``uniform``: location policies as env agents (K from ``--budget``)
 - ``oracle`` / ``oracle-10``: ground-truth relevance bound (synthetic caches only)
+- ``adaframe-10`` / ``adaframe`` (``--budget K``): AdaFrame, one row per ``--mu``
 - ``sb3-ppo``, ``sb3-sac``, ``sb3-recurrentppo``: stable-baselines3 on the env itself
 - ``package.module:factory`` or ``path/to/file.py:factory``: a user's agent; ``factory(config)``
   returns an object following :mod:`adaframe_env.harness.protocol`.
@@ -61,7 +62,7 @@ def _fixed(m: re.Match, config: RunConfig):
         return AvgPoolAgent(strategy, _k(m), global_memory=g)
     from baselines.lstm import LSTMAgent
 
-    return LSTMAgent(strategy, _k(m), global_memory=g)
+    return LSTMAgent(strategy, _k(m), global_memory=g, settings=config.settings)
 
 
 def _scsampler(m, config):
@@ -89,6 +90,15 @@ def _sb3(m, config):
     from agents.sb3_agents import SB3Agent
 
     return SB3Agent(m.group("algo"), model_path=config.extra.get("model"))
+
+
+def _adaframe(m, config):
+    from agents.adaframe import AdaFrameAgent
+
+    k = _k(m) if m.group("k") else config.budget
+    if k is None:
+        raise ValueError("adaframe needs a budget: --budget K or adaframe-K")
+    return AdaFrameAgent(k, settings=config.settings)
 
 
 def load_factory(spec: str) -> Callable:
@@ -129,6 +139,9 @@ register(r"oracle(?:-(?P<k>\d+))?", _oracle, "oracle[-K]",
          "a bound, not a competitor)")  # fmt: skip
 register(r"random|uniform", _policy, "random, uniform",
          "env agents: a random location each step / K uniformly spaced locations")  # fmt: skip
+register(r"adaframe(?:-(?P<k>\d+))?", _adaframe, "adaframe[-K]",
+         "AdaFrame (paper 3): memory-augmented LSTM choosing where to look, REINFORCE on the "
+         "margin reward, adaptive lookahead exit on its utility (one row per --mu)")  # fmt: skip
 register(r"sb3-(?P<algo>ppo|sac|recurrentppo)", _sb3, "sb3-{ppo,sac,recurrentppo}",
          "stable-baselines3 trained on the env (memory features extractor); --model PATH.zip "
          "evaluates a model trained elsewhere")  # fmt: skip
@@ -153,6 +166,8 @@ def make_agent(name: str, config: RunConfig | None = None):
     for attr in ("fit", "evaluate"):
         if not callable(getattr(agent, attr, None)):
             raise TypeError(f"agent {name!r} ({type(agent).__name__}) has no {attr}() method")
+    if config.settings and getattr(agent, "settings", None) is None:
+        raise ValueError(f"--set: agent {name!r} takes no settings")
     try:
         agent.name = name
     except AttributeError:

@@ -77,19 +77,20 @@ def dataset_name(store) -> str:
     return re.sub(r"[^\w.-]+", "_", name)
 
 
-def resolve_dataset(dataset: str | None) -> Path:
+def resolve_dataset(dataset: str | None, progress: bool = True) -> Path:
     """``None`` -> the default FCVID data ($ADAFRAME_FCVID or the proxy, built on first use);
     ``fcvid`` / ``activitynet`` -> that dataset the same way; anything else -> a path/preset."""
     if dataset is None:
         dataset = "fcvid"
     if dataset in ("fcvid", "activitynet"):
-        return resolve_data(None, dataset)
-    return resolve_data(dataset)
+        return resolve_data(None, dataset, progress=progress)
+    return resolve_data(dataset, progress=progress)
 
 
-def run_name(agent: str, budget, mu, seed: int, name_has_k: bool) -> str:
+def run_name(agent: str, budget, mu, seed: int, name_has_k: bool, settings=None) -> str:
     base = re.sub(r"[^\w.-]+", "_", agent.replace(".py", ""))
     parts = [base]
+    parts += [re.sub(r"[^\w.]+", "_", f"{k}_{v}") for k, v in sorted((settings or {}).items())]
     if budget is not None and not name_has_k:
         parts.append(f"k{budget}")
     if mu is not None:
@@ -225,9 +226,9 @@ def run_agent(
 ) -> list[dict]:
     """Run one agent end to end and write ``out/<dataset>/<run>.json`` (+ ``.videos.json``)."""
     config = config or RunConfig()
-    path = resolve_dataset(dataset)
+    agent = make_agent(name, config)  # a wrong name or setting fails before any data is made
+    path = resolve_dataset(dataset, progress=config.progress)
     store = open_store(path)
-    agent = make_agent(name, config)
     name_has_k = bool(re.search(r"-(?:[ur]?\d+|all)$", name)) and ":" not in name
     if name_has_k:
         # the name fixes K (None: all frames); a copy, so the caller's config is left alone
@@ -245,10 +246,11 @@ def run_agent(
     for mu in mus:
         results, seconds = evaluate(agent, store, videos, config, mu)
         metrics, records = summarize(store, videos, results, seconds)
-        run = run_name(name, config.budget, mu, config.seed, name_has_k)
+        run = run_name(name, config.budget, mu, config.seed, name_has_k, config.settings)
         params = agent.num_parameters() if hasattr(agent, "num_parameters") else 0
         row = {
-            "agent": name, "dataset": ds, "budget": config.budget, "mu": mu, **metrics,
+            "agent": name, "settings": dict(config.settings), "dataset": ds,
+            "budget": config.budget, "mu": mu, **metrics,
             "params": int(params), "seed": config.seed, "config": config.as_dict(),
             "git_commit": git_commit(), "run": run,
             "description": getattr(agent, "description", ""),
@@ -278,7 +280,8 @@ HEADER = (
 
 
 def format_row(row: dict) -> str:
-    name = row["agent"] + (f" mu={row['mu']:g}" if row.get("mu") is not None else "")
+    name = row["agent"] + "".join(f" {k}={v}" for k, v in sorted(row.get("settings", {}).items()))
+    name += f" mu={row['mu']:g}" if row.get("mu") is not None else ""
     if row.get("bound"):
         name += " (bound)"
     return (

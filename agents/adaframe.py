@@ -1,0 +1,462 @@
+"""AdaFrame (Wu et al., TPAMI 2020, section 3): a memory-augmented LSTM that decides where to
+look next, trained with REINFORCE on the margin reward, and at test time stops on its own
+predicted utility (adaptive lookahead inference, Algorithm 2).
+
+Read top to bottom: settings, the network, one batch of episodes through the vector env
+(:func:`rollout`), the losses (:func:`losses`), Algorithm 2 (:func:`lookahead_exit`), and the
+harness agent that trains and evaluates it. Training and evaluation both go through
+:class:`adaframe_env.vector_env.AdaFrameVectorEnv`: the env serves the frames, the memory and the
+recognizer's running probabilities, and counts the frames; the agent only chooses locations.
+
+What the paper fixes, and we follow: LSTM on ``[v_t, u_t]`` with ``u_t`` the attention of
+``W_h h_{t-1}`` over the positionally encoded memory (Eq. 1-2); selection ``a_t =
+sigmoid(W_s h_t)``, ``l_{t+1} ~ N(a_t, 0.1^2)`` in training and ``a_t`` at test; utility
+``V_t = W_u h_t`` regressed on the discounted return (gamma 0.9, Eq. 6-7); reward Eq. 4 from the
+agent's own ``s_t``; loss ``L_cls + L_utl - J_sel`` with cross-entropy on ``s_K`` (Eq. 3, 8) and
+REINFORCE with ``V_t`` as baseline (Eq. 9); the first frame at location 0 (Algorithm 1); the
+exit rule of Algorithm 2 with ``p = K/2 + 1`` if ``mu < 0.7`` else ``K``.
+
+What the paper leaves open, and what we chose:
+
+- **Returns.** Eq. 6 includes the current step: ``R_t = sum_{i>=0} gamma^i r_{t+i}``, and Eq. 9
+  weighs ``log pi(l_{t+1} | h_t)`` by ``R_t - V_t``, for ``t = 1..K-1`` (the location chosen at
+  step K is never used). ``r_1 = 0`` (Eq. 4 is defined for ``t > 1``).
+- **Loss scale.** ``L_utl`` is ``1/2 (V_t - R_t)^2`` (squared; Eq. 7 writes a norm) and
+  ``J_sel`` sums over steps; both are averaged over the videos of a batch, as is ``L_cls``.
+- **Gaussian samples** outside [0, 1] are clipped to it (the paper "normalizes" them); the log
+  probability is that of the unclipped sample.
+- **Readout.** ``residual`` by default: ``s_t = softmax(W_p h_t + log pbar_t)``, with ``pbar_t``
+  the recognizer's AvgPooling over the frames seen so far (the env's ``probs`` observation) and
+  ``W_p`` starting at zero; ``--set readout=plain`` is the paper's ``softmax(W_p h_t)``,
+  ``--set readout=recognizer`` is ``pbar_t`` alone. Why, with measurements:
+  :mod:`baselines.recurrent` and the README ("The recurrent core").
+- **Frame features** are standardized with train statistics, as for the LSTM baselines; dropout
+  on ``h_t`` before the prediction layer only.
+- **Sizes and schedule.** The paper: hidden 2048 (FCVID) / 1024 (ActivityNet), SGD momentum 0.9,
+  weight decay 1e-4, lr 1e-3 divided by 10 every 40 of 100 epochs, batch 128
+  (``--set hidden=2048 --set optimizer=sgd --set epochs=100 --set lr_step=40 --set
+  batch_size=128``). On the synthetic proxies (12 train videos per class, not ~190) we use the
+  recurrent core chosen on the val split for the LSTM baselines (hidden 256, Adam 1e-3, dropout
+  0.5) and the number of epochs chosen on val (README, "AdaFrame").
+- **Batches** are whole batches of train videos in a fresh random order each epoch; the last
+  ``len(train) % batch_size`` videos of an order wait for the next epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Normal
+from tqdm.auto import tqdm
+
+from adaframe_env.data.schema import SPLIT_NAMES
+from adaframe_env.harness.protocol import RunConfig, TorchAgent, VideoResult
+from adaframe_env.harness.settings import apply_settings
+from adaframe_env.metrics import mean_average_precision
+from adaframe_env.rewards import REWARDS, episode_rewards
+from adaframe_env.vector_env import AdaFrameVectorEnv
+from baselines.recurrent import READOUTS, MemoryLSTM, Readout, positional_encoding
+
+LOCATION_DIM = 16  # size of the encoded location (observe_location)
+
+
+@dataclass(frozen=True)
+class AdaFrameSettings:
+    """Hyperparameters (each settable with ``--set key=value``; part of the checkpoint key)."""
+
+    hidden: int = 256
+    readout: str = "residual"  # residual | plain | recognizer (baselines.recurrent.READOUTS)
+    dropout: float = 0.5
+    reward: str = "margin"  # margin | prediction | prediction_transition (paper Table 5)
+    memory: bool = True  # attend over the global memory (False: paper Table 4's "0 frames")
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | sgd (momentum 0.9, the paper's)
+    lr: float = 1e-3
+    lr_step: int = 0  # divide lr by 10 every lr_step epochs (paper: 40); 0: constant
+    weight_decay: float = 1e-4
+    sigma: float = 0.1  # std of the Gaussian location policy in training
+    gamma: float = 0.9
+    perstep_loss: bool = False  # cross-entropy at every step instead of the last (an option)
+    policy: str = "absolute"  # absolute: a_t = sigmoid(W_s h_t) (paper) | relative: l_t + tanh(.)
+    observe_location: bool = False  # add the encoded current location to the LSTM input
+
+    def __post_init__(self):
+        if self.readout not in READOUTS:
+            raise ValueError(f"--set readout={self.readout}: choose one of {', '.join(READOUTS)}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"--set reward={self.reward}: choose one of {', '.join(REWARDS)}")
+        if self.policy not in ("absolute", "relative"):
+            raise ValueError(f"--set policy={self.policy}: choose absolute or relative")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"--set optimizer={self.optimizer}: choose adam or sgd")
+        if min(self.hidden, self.epochs, self.batch_size) < 1 or self.lr_step < 0:
+            raise ValueError("--set hidden, epochs, batch_size must be >= 1 and lr_step >= 0")
+        if not (0 <= self.dropout < 1 and self.sigma > 0 and 0 <= self.gamma <= 1):
+            raise ValueError("--set dropout in [0, 1), sigma > 0, gamma in [0, 1]")
+
+
+class AdaFrameNet(nn.Module):
+    """Memory-augmented LSTM with prediction, selection and utility heads (paper Fig. 2)."""
+
+    def __init__(self, feature_dim: int, num_classes: int, memory_dim: int | None,
+                 s: AdaFrameSettings, budget: int):  # fmt: skip
+        super().__init__()
+        self.observe_location, self.relative = s.observe_location, s.policy == "relative"
+        extra = LOCATION_DIM if s.observe_location else 0
+        self.core = MemoryLSTM(feature_dim + extra, s.hidden, memory_dim)
+        self.predict = Readout(s.hidden, num_classes, s.readout, s.dropout)  # W_p
+        self.select = nn.Linear(s.hidden, 1)  # W_s
+        self.utility = nn.Linear(s.hidden, 1)  # W_u
+        if self.relative:  # start by striding through the video, 1/K per step
+            nn.init.zeros_(self.select.weight)
+            nn.init.constant_(self.select.bias, math.atanh(1.0 / max(budget, 2)))
+
+    def step(self, v, pbar, location, state, memory=None, keys=None):
+        """One step: ``(state, class logits s_t, location mean a_t, utility V_t)``."""
+        if self.observe_location:
+            v = torch.cat([v, positional_encoding(location, LOCATION_DIM)], -1)
+        state, _ = self.core.step(v, state, memory, keys)
+        h = state[0]
+        raw = self.select(h).squeeze(-1)
+        # relative: the mean may leave [0, 1] (a clamped mean would get no gradient there);
+        # the location taken is clipped to [0, 1] in rollout()
+        a = location + torch.tanh(raw) if self.relative else torch.sigmoid(raw)
+        return state, self.predict(h, pbar), a, self.utility(h).squeeze(-1)
+
+    def step_gflops(self) -> float:
+        """GFLOPs of one step: the LSTM (and attention) plus the three heads."""
+        heads = sum(m.weight.numel() for m in (self.predict.fc, self.select, self.utility))
+        return self.core.step_gflops() + 2 * heads / 1e9
+
+
+@dataclass
+class Rollout:
+    """One batch of K-step episodes: tensors (B, K) / (B, K, C), frames (B, K) NumPy."""
+
+    logits: torch.Tensor
+    utility: torch.Tensor
+    log_prob: torch.Tensor | None  # (B, K-1), training only
+    location: torch.Tensor  # (B, K): location of the frame observed at each step
+    frames: np.ndarray
+    labels: np.ndarray | None
+
+
+def rollout(net: AdaFrameNet, env: AdaFrameVectorEnv, positions: np.ndarray, norm: dict,
+            device, sigma: float | None = None, locations: np.ndarray | None = None) -> Rollout:  # fmt: skip
+    """Run the episodes of the split ``positions`` (len <= env.num_envs; padded by repetition)
+    in lockstep for ``env.budget`` steps. ``sigma``: sample locations (training); ``None``:
+    take the mean (evaluation). ``locations`` (K,) overrides the policy with fixed locations
+    (ablations: the same network fed uniform frames)."""
+    n, budget = len(positions), env.budget
+    padded = np.resize(positions, env.num_envs)
+
+    def tensor(x, mean=None, std=None):
+        x = np.asarray(x, np.float32)[:n]
+        return torch.tensor(x if mean is None else (x - mean) / std, device=device)
+
+    obs, info = env.reset(options={"video": padded})
+    memory = keys = None
+    if net.core.use_memory:
+        memory = tensor(obs["memory"], norm["mem_mean"], norm["mem_std"])
+        keys = net.core.attention.keys(memory, tensor(obs["memory_positions"]))
+    state = net.core.initial_state(n, device)
+    labels = info["label"][:n].copy() if "label" in info else None
+    logits, utility, log_prob, frames = [], [], [], []
+    location = [torch.zeros(n, device=device)]  # Algorithm 1: l = 0
+    for t in range(budget):
+        frames.append(info["frame"][:n].copy())
+        v = tensor(obs["frame"], norm["mean"], norm["std"])
+        state, s_t, a_t, v_t = net.step(v, tensor(obs["probs"]), location[-1], state, memory, keys)
+        logits.append(s_t)
+        utility.append(v_t)
+        if t == budget - 1:
+            break
+        if locations is not None:
+            loc = torch.full((n,), float(locations[t + 1]), device=device)
+        elif sigma is None:
+            loc = a_t.detach().clamp(0.0, 1.0)
+        else:
+            policy = Normal(a_t, sigma)
+            sample = policy.sample()
+            log_prob.append(policy.log_prob(sample))
+            loc = sample.clamp(0.0, 1.0)
+        location.append(loc)
+        action = np.resize(loc.cpu().numpy().astype(np.float32), env.num_envs)[:, None]
+        obs, _, _, _, info = env.step(action)
+    return Rollout(
+        logits=torch.stack(logits, 1),
+        utility=torch.stack(utility, 1),
+        log_prob=torch.stack(log_prob, 1) if log_prob else None,
+        location=torch.stack(location, 1),
+        frames=np.stack(frames, 1),
+        labels=labels,
+    )
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """``R_t = sum_{i>=0} gamma^i r_{t+i}`` along axis 1 (paper Eq. 6)."""
+    out = np.zeros_like(rewards, dtype=np.float64)
+    running = np.zeros(rewards.shape[0])
+    for t in range(rewards.shape[1] - 1, -1, -1):
+        running = rewards[:, t] + gamma * running
+        out[:, t] = running
+    return out
+
+
+def losses(r: Rollout, s: AdaFrameSettings) -> dict[str, torch.Tensor]:
+    """``L_cls``, ``L_utl``, ``J_sel`` (Eq. 3, 7, 9) and the total ``L_cls + L_utl - J_sel``,
+    plus the episode rewards (from the agent's own scores, Eq. 4) for logging."""
+    y = torch.as_tensor(r.labels, device=r.logits.device)
+    k = r.logits.shape[1]
+    if s.perstep_loss:
+        l_cls = nn.functional.cross_entropy(r.logits.flatten(0, 1), y.repeat_interleave(k))
+    else:
+        l_cls = nn.functional.cross_entropy(r.logits[:, -1], y)
+    probs = torch.softmax(r.logits.detach(), -1).cpu().numpy()
+    rewards = episode_rewards(s.reward, probs, r.labels)
+    returns = torch.as_tensor(
+        discounted_returns(rewards, s.gamma), dtype=torch.float32, device=r.logits.device
+    )
+    l_utl = (0.5 * (r.utility - returns) ** 2).sum(1).mean()
+    if r.log_prob is None:  # K = 1: nothing to select
+        j_sel = torch.zeros((), device=r.logits.device)
+    else:
+        advantage = (returns - r.utility).detach()[:, : k - 1]
+        j_sel = (advantage * r.log_prob).sum(1).mean()
+    total = l_utl - j_sel + (l_cls if l_cls.requires_grad else 0.0)
+    return {"total": total, "cls": l_cls, "utl": l_utl, "sel": j_sel,
+            "rewards": torch.as_tensor(rewards)}  # fmt: skip
+
+
+def lookahead_exit(utility: np.ndarray, mu: float, budget: int) -> np.ndarray:
+    """Algorithm 2 for a batch: (B, K) predicted utilities -> the 1-based exit step per video.
+
+    A video exits after the step at which its count of steps with ``V_max - V_t > mu`` reaches
+    ``p`` (``K // 2 + 1`` if ``mu < 0.7``, else ``K``), ``V_max`` being the running max of its
+    utilities, starting at 0; otherwise after step K. Uses only the utilities.
+    """
+    patience = budget // 2 + 1 if mu < 0.7 else budget
+    b, k = utility.shape
+    v_max, count = np.zeros(b), np.zeros(b, np.int64)
+    exit_step = np.full(b, k, np.int64)
+    running = np.ones(b, bool)
+    for t in range(k):
+        count += running & (v_max - utility[:, t] > mu)
+        v_max = np.maximum(v_max, utility[:, t])
+        stop = running & (count >= patience)
+        exit_step[stop] = t + 1
+        running &= ~stop
+    return exit_step
+
+
+class AdaFrameAgent(TorchAgent):
+    uses_mu = True
+
+    def __init__(self, k: int, settings: dict[str, str] | None = None):
+        self.k = k
+        self.settings = apply_settings(AdaFrameSettings(), settings or {}, "adaframe")
+        self.description = (
+            f"AdaFrame-{k}: memory-augmented LSTM choosing where to look, REINFORCE on the "
+            f"{self.settings.reward} reward, adaptive lookahead exit (--mu)"
+        )
+        self.model = None
+        self.buffers = {}
+        self.history: list[dict] = []
+        self._envs: dict[tuple, AdaFrameVectorEnv] = {}
+        self._cached: tuple | None = None
+
+    def hparams(self) -> dict:
+        return {"k": self.k, **dataclasses.asdict(self.settings), "version": 1}
+
+    def setup(self, store, config: RunConfig) -> None:
+        self.bind(store)
+        torch.manual_seed(config.seed)
+        memory_dim = store.light_dim if self.settings.memory else None
+        self.model = AdaFrameNet(
+            store.feature_dim, store.num_classes, memory_dim, self.settings, self.k
+        )
+        self.device = torch.device(config.device)
+        self.model.to(self.device)
+
+    def _env(self, store, split: str, num_envs: int) -> AdaFrameVectorEnv:
+        key = (split, num_envs)
+        if key not in self._envs:
+            self._envs[key] = AdaFrameVectorEnv(
+                num_envs, data=store.path, split=split, budget=self.k,
+                reward=self.settings.reward, memory=self.settings.memory,
+                observation_keys=("frame", "probs"), label_in_info=split == "train",
+                lazy=store.lazy,
+            )  # fmt: skip
+        return self._envs[key]
+
+    # ------------------------------------------------------------------ training
+    def fit(self, store, train_videos, config: RunConfig) -> None:
+        s, net = self.settings, self.model
+        rng = np.random.default_rng(config.seed)
+        torch.manual_seed(config.seed)
+        self.buffers = _standardization(store, train_videos, rng)
+        epochs = config.epochs if config.epochs is not None else s.epochs
+        batch = min(s.batch_size, len(train_videos))
+        env = self._env(store, "train", batch)
+        env.reset(seed=config.seed)
+        if s.optimizer == "sgd":
+            opt = torch.optim.SGD(net.parameters(), s.lr, momentum=0.9, weight_decay=s.weight_decay)
+        else:
+            opt = torch.optim.Adam(net.parameters(), s.lr, weight_decay=s.weight_decay)
+        sched = torch.optim.lr_scheduler.StepLR(opt, s.lr_step or 10**9, gamma=0.1)
+        val = store.videos("val")
+        updates = len(train_videos) // batch
+        bar = tqdm(total=epochs * updates, desc=f"train {self.name}", disable=not config.progress)
+        self.history = []
+        for epoch in range(1, epochs + 1):
+            t0, sums = time.perf_counter(), {}
+            net.train()
+            order = rng.permutation(len(train_videos))
+            for i in range(updates):
+                r = rollout(net, env, order[i * batch : (i + 1) * batch], self.buffers,
+                            self.device, sigma=s.sigma)  # fmt: skip
+                terms = losses(r, s)
+                opt.zero_grad()
+                terms["total"].backward()
+                opt.step()
+                correct = (r.logits[:, -1].argmax(-1).cpu().numpy() == r.labels).mean()
+                distinct = np.mean([len(np.unique(f)) for f in r.frames])
+                for key, value in (("loss_cls", terms["cls"].item()), ("loss_utl", terms["utl"].item()),
+                                   ("j_sel", terms["sel"].item()), ("train_top1", correct),
+                                   ("return", terms["rewards"].sum(1).mean().item()),
+                                   ("frames", distinct),
+                                   ("location_std", r.location[:, 1:].std().item() if self.k > 1 else 0.0)):  # fmt: skip
+                    sums[key] = sums.get(key, 0.0) + float(value) / updates
+                bar.update()
+            sched.step()
+            row = {"epoch": epoch, **sums, "val_map": self._val_map(store, val),
+                   "seconds": time.perf_counter() - t0}  # fmt: skip
+            self.history.append(row)
+            if config.progress:
+                bar.write(_format_epoch(row))
+        bar.close()
+        net.eval()
+
+    @torch.no_grad()
+    def _val_map(self, store, val) -> float:
+        if len(val) == 0:
+            return float("nan")
+        r = self._run(store, val)
+        scores = torch.softmax(r.logits[:, -1], -1).cpu().numpy()
+        return float(mean_average_precision(scores, store.label[val]))
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def _run(self, store, videos, locations: np.ndarray | None = None) -> Rollout:
+        """Deterministic K-step episodes (the policy's mean, or fixed ``locations``) for file
+        indices ``videos``."""
+        self.model.eval()
+        split = SPLIT_NAMES[int(store.split[videos[0]])]
+        if np.any(store.split[videos] != store.split[videos[0]]):
+            raise ValueError("AdaFrame evaluates one split at a time")
+        env = self._env(store, split, min(256, max(len(videos), 1)))
+        positions = np.searchsorted(env.split_videos, videos)  # split_videos is sorted
+        parts = [rollout(self.model, env, positions[i : i + env.num_envs], self.buffers,
+                         self.device, locations=locations)
+                 for i in range(0, len(videos), env.num_envs)]  # fmt: skip
+        return Rollout(
+            logits=torch.cat([p.logits for p in parts]),
+            utility=torch.cat([p.utility for p in parts]),
+            log_prob=None,
+            location=torch.cat([p.location for p in parts]),
+            frames=np.concatenate([p.frames for p in parts]),
+            labels=None,
+        )
+
+    def evaluate(self, store, videos, config: RunConfig, mu=None) -> list[VideoResult]:
+        key = tuple(int(v) for v in videos)
+        if self._cached is None or self._cached[0] != key:  # one rollout serves every mu
+            self._cached = (key, self._run(store, np.asarray(videos)))
+        r = self._cached[1]
+        utility = r.utility.cpu().numpy()
+        exits = (
+            lookahead_exit(utility, mu, self.k) if mu is not None else np.full(len(videos), self.k)
+        )
+        probs = torch.softmax(r.logits, -1).cpu().numpy()
+        step = self.model.step_gflops()
+        return [
+            VideoResult(scores=probs[i, e - 1], frames=r.frames[i, :e], memory=self.settings.memory,
+                        extra_gflops=step * e, exit_step=int(e))
+            for i, e in enumerate(exits)
+        ]  # fmt: skip
+
+    # ------------------------------------------------------------------ checkpoint
+    def save(self, directory: Path) -> None:
+        super().save(directory)
+        if self.history:
+            write_curves(self.history, Path(directory), self.name or f"adaframe-{self.k}")
+
+
+def _standardization(store, train_videos, rng) -> dict:
+    """Train-split mean and std of heavy features (a sample of frames) and memory rows."""
+    rows = np.concatenate(
+        [np.arange(store.offset[v], store.offset[v] + store.length[v]) for v in train_videos]
+    )
+    sample = np.sort(rng.choice(rows, min(20000, len(rows)), replace=False))
+    feats = store.array("features")[sample].astype(np.float32)
+    light = store.memory(train_videos).reshape(-1, store.light_dim).astype(np.float32)
+    return {"mean": feats.mean(0), "std": feats.std(0) + 1e-3,
+            "mem_mean": light.mean(0), "mem_std": light.std(0) + 1e-3}  # fmt: skip
+
+
+def _format_epoch(row: dict) -> str:
+    return (
+        f"epoch {row['epoch']:3d}  L_cls {row['loss_cls']:.3f}  L_utl {row['loss_utl']:.4f}  "
+        f"J_sel {row['j_sel']:+.4f}  train top-1 {100 * row['train_top1']:5.1f}  "
+        f"return {row['return']:.3f}  frames {row['frames']:.2f}  "
+        f"loc std {row['location_std']:.3f}  val mAP {100 * row['val_map']:5.1f}  "
+        f"({row['seconds']:.1f}s)"
+    )
+
+
+def write_curves(history: list[dict], directory: Path, title: str) -> None:
+    """``curves.csv``, ``curves.png`` (and TensorBoard events when it is installed)."""
+    keys = list(history[0])
+    with open(directory / "curves.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, keys)
+        writer.writeheader()
+        writer.writerows(history)
+    (directory / "curves.json").write_text(json.dumps(history))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("loss_cls", "L_cls"), ("loss_utl", "L_utl"), ("j_sel", "J_sel"),
+              ("return", "train return"), ("frames", "distinct frames"),
+              ("location_std", "location std"), ("train_top1", "train top-1"),
+              ("val_map", "val mAP")]  # fmt: skip
+    fig, axes = plt.subplots(2, 4, figsize=(14, 6), constrained_layout=True)
+    epochs = [h["epoch"] for h in history]
+    for ax, (key, label) in zip(axes.flat, panels, strict=True):
+        ax.plot(epochs, [h[key] for h in history], marker="o", ms=3)
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{title}: training curves")
+    fig.savefig(directory / "curves.png", dpi=100)
+    plt.close(fig)
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return
+    with SummaryWriter(str(directory / "tensorboard")) as tb:
+        for h in history:
+            for key, value in h.items():
+                if key != "epoch":
+                    tb.add_scalar(key, value, h["epoch"])

@@ -317,3 +317,18 @@ def test_no_progress_silences_the_generator_and_warnings_print_alone(
     lines = [ln for ln in warned.stderr.splitlines() if ln.strip()]
     assert lines == [f"SyntheticDataWarning: no real fcvid cache given (data=... or "
                      f"$ADAFRAME_FCVID); using the synthetic fcvid proxy at {target}"]  # fmt: skip
+
+
+def test_summary_counts_backward_jumps_and_exit_steps(tiny_cache):
+    from adaframe_env.env import open_store
+    from adaframe_env.harness.protocol import VideoResult
+    from adaframe_env.harness.runner import summarize
+
+    store = open_store(tiny_cache)
+    videos = store.videos("test")[:2]
+    scores = np.full(store.num_classes, 1.0 / store.num_classes)
+    results = [VideoResult(scores, frames=np.array([0, 3, 1, 3]), exit_step=4),
+               VideoResult(scores, frames=np.array([0, 1, 2]), exit_step=3)]  # fmt: skip
+    metrics, records = summarize(store, videos, results, 1.0)
+    assert metrics["backward_jump_share"] == 0.5 and metrics["exit_step_mean"] == 3.5
+    assert [r["frames"] for r in records] == [3, 3]  # the revisit of frame 3 is free

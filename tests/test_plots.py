@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import harness_fixtures
+import pytest
 from harness_fixtures import run_cfg
 
 from adaframe_env.harness.plots import PLOT_FILES, plot_dataset
@@ -31,3 +32,14 @@ def test_every_plot_file_is_written(harness_env):
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert res.stdout.count(".png") == 4
+
+
+def test_seeds_of_a_run_are_averaged_settings_kept_apart():
+    from adaframe_env.harness.plots import average_seeds
+
+    base = {"agent": "lstm-u10", "mu": None, "gflops_mean": 78.0}
+    rows = [{**base, "map": 0.80, "seed": 0}, {**base, "map": 0.84, "seed": 1},
+            {**base, "map": 0.70, "seed": 0, "settings": {"readout": "plain"}}]  # fmt: skip
+    merged = sorted(average_seeds(rows), key=lambda r: r["map"])
+    assert [r["n_seeds"] for r in merged] == [1, 2]
+    assert merged[1]["map"] == pytest.approx(0.82) and merged[1]["map_std"] == pytest.approx(0.02)

@@ -60,12 +60,35 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _settings_tag(r: dict) -> str:
+    return "".join(f" {k}={v}" for k, v in sorted((r.get("settings") or {}).items()))
+
+
+def average_seeds(rows: list[dict]) -> list[dict]:
+    """One row per (agent, settings, mu): mAP and GFLOPs averaged over seeds, with the mAP's
+    standard deviation in ``map_std`` and the number of seeds in ``n_seeds``."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["agent"], _settings_tag(r), r.get("mu")), []).append(r)
+    out = []
+    for rs in groups.values():
+        row = dict(rs[0])
+        maps = [r["map"] for r in rs]
+        row.update(map=float(np.mean(maps)), map_std=float(np.std(maps)), n_seeds=len(rs),
+                   gflops_mean=float(np.mean([r["gflops_mean"] for r in rs])))  # fmt: skip
+        out.append(row)
+    return out
+
+
 def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
+    """mAP against GFLOPs, one line per agent family; several seeds of a run are averaged
+    (error bar: their standard deviation)."""
     fig = Figure(figsize=(7, 4.8))
     ax = fig.subplots()
     groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(family(r["agent"]) + (" (bound)" if r.get("bound") else ""), []).append(r)
+    for r in average_seeds(rows):
+        name = family(r["agent"]) + _settings_tag(r) + (" (bound)" if r.get("bound") else "")
+        groups.setdefault(name, []).append(r)
     for i, (name, rs) in enumerate(sorted(groups.items())):
         rs = sorted(rs, key=lambda r: r["gflops_mean"])
         x = [r["gflops_mean"] for r in rs]
@@ -76,6 +99,9 @@ def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
         ax.plot(x, y, "--" if bound else "-", color=color, alpha=0.6)
         ax.scatter(x, y, marker=marker, label=name, color=color,
                    facecolors="none" if bound else color, zorder=3)  # fmt: skip
+        err = [100 * r["map_std"] for r in rs]
+        if any(r["n_seeds"] > 1 for r in rs):
+            ax.errorbar(x, y, yerr=err, fmt="none", ecolor=color, alpha=0.6, capsize=2)
         for rr, xi, yi in zip(rs, x, y, strict=True):
             tag = rr["agent"][len(family(rr["agent"])) :].lstrip("-")
             if rr.get("mu") is not None:

@@ -18,7 +18,9 @@ import numpy as np
 from adaframe_env.data.store import FeatureStore
 
 _LSE: weakref.WeakKeyDictionary[FeatureStore, np.ndarray] = weakref.WeakKeyDictionary()
-_MEM_POS: weakref.WeakKeyDictionary[FeatureStore, np.ndarray] = weakref.WeakKeyDictionary()
+_MEM_POS: weakref.WeakKeyDictionary[FeatureStore, dict[int, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
 _CHUNK = 1 << 15
 _TORCH_MIN = 4096  # below this many values NumPy's per-call overhead is lower
 # torch splits elementwise work over its thread pool above 32768 values (at::GRAIN_SIZE); on a
@@ -70,12 +72,12 @@ def log_normalizer(store: FeatureStore) -> np.ndarray:
     return lse
 
 
-def memory_positions(store: FeatureStore) -> np.ndarray:
-    """(N, 16) float32 positions of every video's memory frames (cached per store)."""
-    table = _MEM_POS.get(store)
-    if table is None:
-        table = _MEM_POS[store] = store.memory_positions(np.arange(store.num_videos))
-    return table
+def memory_positions(store: FeatureStore, size: int = 16) -> np.ndarray:
+    """(N, size) float32 positions of every video's memory frames (cached per store)."""
+    tables = _MEM_POS.setdefault(store, {})
+    if size not in tables:
+        tables[size] = store.memory_positions(np.arange(store.num_videos), size)
+    return tables[size]
 
 
 def frame_probs(logits_rows: np.ndarray, lse_rows: np.ndarray) -> np.ndarray:

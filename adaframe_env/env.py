@@ -72,6 +72,7 @@ class EnvConfig:
     budget: int
     reward: str
     memory: bool
+    memory_frames: int
     stop_action: bool
     frame_cost: float
     initial_location: float
@@ -86,7 +87,7 @@ class EnvConfig:
 
     @property
     def memory_gflops(self) -> float:
-        return self.store.memory_gflops if self.memory else 0.0
+        return self.store.memory_cost(self.memory_frames) if self.memory else 0.0
 
 
 def make_config(
@@ -102,8 +103,15 @@ def make_config(
     initial_location,
     label_in_info,
     lazy,
+    memory_frames=MEMORY_SIZE,
 ) -> EnvConfig:
     """Check every constructor argument (clear errors), open the data and build the spaces."""
+    if isinstance(memory_frames, bool) or not isinstance(memory_frames, (int, np.integer)):
+        raise TypeError(f"memory_frames must be an int, got {memory_frames!r}")
+    if memory_frames < 1:
+        raise ValueError(
+            f"memory_frames must be at least 1, got {memory_frames} (no memory: memory=False)"
+        )
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
@@ -148,8 +156,8 @@ def make_config(
     c, d, dl = store.num_classes, store.feature_dim, store.light_dim
     boxes = {
         "frame": spaces.Box(-np.inf, np.inf, (d,), np.float32),
-        "memory": spaces.Box(-np.inf, np.inf, (MEMORY_SIZE, dl), np.float32),
-        "memory_positions": spaces.Box(0.0, 1.0, (MEMORY_SIZE,), np.float32),
+        "memory": spaces.Box(-np.inf, np.inf, (memory_frames, dl), np.float32),
+        "memory_positions": spaces.Box(0.0, 1.0, (memory_frames,), np.float32),
         "location": spaces.Box(0.0, 1.0, (1,), np.float32),
         "step": spaces.Box(0.0, 1.0, (1,), np.float32),
         "probs": spaces.Box(0.0, 1.0, (c,), np.float32),
@@ -164,6 +172,7 @@ def make_config(
         budget=int(budget),
         reward=reward,
         memory=bool(memory),
+        memory_frames=int(memory_frames),
         stop_action=bool(stop_action),
         frame_cost=frame_cost,
         initial_location=initial_location,
@@ -184,8 +193,8 @@ def attach_arrays(env) -> None:
     env._logits = store.array("logits")
     env._light = store.array("light")
     env._lse = log_normalizer(store)
-    env._mem_rows = store.memory_rows
-    env._mem_pos_table = memory_positions(store)
+    env._mem_rows = store.memory_layout(env.config.memory_frames)[1]
+    env._mem_pos_table = memory_positions(store, env.config.memory_frames)
 
 
 def check_options(options: dict | None, allowed: tuple[str, ...]) -> dict:
@@ -247,8 +256,8 @@ class AdaFrameEnv(gym.Env[dict, np.ndarray]):
     | Key                | Shape     | Min  | Max | Meaning                                                         |
     |--------------------|-----------|------|-----|-----------------------------------------------------------------|
     | `frame`            | `(D,)`    | -Inf | Inf | heavy feature of the frame just observed                        |
-    | `memory`           | `(16, Dl)`| -Inf | Inf | global memory: light features of 16 uniformly spaced frames     |
-    | `memory_positions` | `(16,)`   | 0    | 1   | normalized positions of the memory frames (positional encoding) |
+    | `memory`           | `(M, Dl)` | -Inf | Inf | global memory: light features of M uniformly spaced frames (M = `memory_frames`, 16) |
+    | `memory_positions` | `(M,)`    | 0    | 1   | normalized positions of the memory frames (positional encoding) |
     | `location`         | `(1,)`    | 0    | 1   | the location last chosen (reset: the initial location)          |
     | `step`             | `(1,)`    | 0    | 1   | frames used / `budget` (reset: `1 / budget`)                    |
     | `probs`            | `(C,)`    | 0    | 1   | the recognizer's running class probabilities (sum to 1)         |
@@ -319,6 +328,7 @@ class AdaFrameEnv(gym.Env[dict, np.ndarray]):
     | `budget`           | int               | `10`       | K, frames per episode (paper: 3, 5, 10); at least 1                         |
     | `reward`           | str               | `"margin"` | `"margin"`, `"prediction"` or `"prediction_transition"`                     |
     | `memory`           | bool              | `True`     | observe the global memory (and pay its GFLOPs)                              |
+    | `memory_frames`    | int               | `16`       | M, light frames in the memory (paper Table 4: 12, 16, 32); its cost is M x the light backbone's GFLOPs per frame |
     | `stop_action`      | bool              | `False`    | add the stop entry to the action                                            |
     | `frame_cost`       | float             | `0.0`      | lambda: reward minus lambda x GFLOPs of each step                           |
     | `render_mode`      | str or None       | `None`     | `"rgb_array"` (episode plot) or `"ansi"` (one line per step)                |
@@ -338,7 +348,8 @@ class AdaFrameEnv(gym.Env[dict, np.ndarray]):
 
     ## Version History
 
-    * v0: Initial release (cache schema v1).
+    * v0: Initial release (cache schema v1). Since: cache schema v2 (out-of-fold scores of
+      train videos); the `memory_frames` argument (default 16: the same spaces and costs).
     """
 
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
@@ -359,6 +370,7 @@ class AdaFrameEnv(gym.Env[dict, np.ndarray]):
         initial_location: float = 0.0,
         label_in_info: bool | None = None,
         lazy: bool = False,
+        memory_frames: int = MEMORY_SIZE,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -367,10 +379,11 @@ class AdaFrameEnv(gym.Env[dict, np.ndarray]):
             )
         cfg = make_config(
             data, split, budget, reward, memory, stop_action, frame_cost, dataset,
-            observation_keys, initial_location, label_in_info, lazy,
+            observation_keys, initial_location, label_in_info, lazy, memory_frames,
         )  # fmt: skip
         self.config = cfg
         self.store = cfg.store
+        self.memory_frames = cfg.memory_frames
         self.split = cfg.split
         self.split_videos = cfg.split_videos
         self.budget = cfg.budget

@@ -16,6 +16,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from adaframe_env._fast import to_float32
+from adaframe_env.data.store import MEMORY_SIZE
 from adaframe_env.env import _ARRAY_REFS, action_error, attach_arrays, check_options, make_config
 
 
@@ -73,6 +74,7 @@ class AdaFrameVectorEnv(VectorEnv):
         label_in_info: bool | None = None,
         lazy: bool = False,
         copy: bool = False,
+        memory_frames: int = MEMORY_SIZE,
     ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
             raise TypeError(f"num_envs must be an int, got {num_envs!r}")
@@ -85,9 +87,10 @@ class AdaFrameVectorEnv(VectorEnv):
             )
         cfg = make_config(
             data, split, budget, reward, memory, stop_action, frame_cost, dataset,
-            observation_keys, initial_location, label_in_info, lazy,
+            observation_keys, initial_location, label_in_info, lazy, memory_frames,
         )  # fmt: skip
         self.config = cfg
+        self.memory_frames = cfg.memory_frames
         self.num_envs = n = int(num_envs)
         self.copy = bool(copy)
         self.render_mode = None

@@ -77,7 +77,7 @@ class AdaFrameSettings:
     readout: str = "residual"  # residual | plain | recognizer (baselines.recurrent.READOUTS)
     dropout: float = 0.5
     reward: str = "margin"  # margin | prediction | prediction_transition (paper Table 5)
-    memory: bool = True  # attend over the global memory (False: paper Table 4's "0 frames")
+    memory_frames: int = 16  # light frames in the global memory (paper Table 4: 0, 12, 16, 32)
     epochs: int = 10
     batch_size: int = 64
     optimizer: str = "adam"  # adam | sgd (momentum 0.9, the paper's)
@@ -101,6 +101,8 @@ class AdaFrameSettings:
             raise ValueError(f"--set optimizer={self.optimizer}: choose adam or sgd")
         if min(self.hidden, self.epochs, self.batch_size) < 1 or self.lr_step < 0:
             raise ValueError("--set hidden, epochs, batch_size must be >= 1 and lr_step >= 0")
+        if self.memory_frames < 0:
+            raise ValueError(f"--set memory_frames={self.memory_frames}: must be >= 0 (0: none)")
         if not (0 <= self.dropout < 1 and self.sigma > 0 and 0 <= self.gamma <= 1):
             raise ValueError("--set dropout in [0, 1), sigma > 0, gamma in [0, 1]")
 
@@ -133,10 +135,10 @@ class AdaFrameNet(nn.Module):
         a = location + torch.tanh(raw) if self.relative else torch.sigmoid(raw)
         return state, self.predict(h, pbar), a, self.utility(h).squeeze(-1)
 
-    def step_gflops(self) -> float:
+    def step_gflops(self, memory_frames: int = 16) -> float:
         """GFLOPs of one step: the LSTM (and attention) plus the three heads."""
         heads = sum(m.weight.numel() for m in (self.predict.fc, self.select, self.utility))
-        return self.core.step_gflops() + 2 * heads / 1e9
+        return self.core.step_gflops(memory_frames) + 2 * heads / 1e9
 
 
 @dataclass
@@ -281,7 +283,7 @@ class AdaFrameAgent(TorchAgent):
     def setup(self, store, config: RunConfig) -> None:
         self.bind(store)
         torch.manual_seed(config.seed)
-        memory_dim = store.light_dim if self.settings.memory else None
+        memory_dim = store.light_dim if self.settings.memory_frames > 0 else None
         self.model = AdaFrameNet(
             store.feature_dim, store.num_classes, memory_dim, self.settings, self.k
         )
@@ -293,7 +295,8 @@ class AdaFrameAgent(TorchAgent):
         if key not in self._envs:
             self._envs[key] = AdaFrameVectorEnv(
                 num_envs, data=store.path, split=split, budget=self.k,
-                reward=self.settings.reward, memory=self.settings.memory,
+                reward=self.settings.reward, memory=self.settings.memory_frames > 0,
+                memory_frames=max(self.settings.memory_frames, 1),
                 observation_keys=("frame", "probs"), label_in_info=split == "train",
                 lazy=store.lazy,
             )  # fmt: skip
@@ -388,10 +391,11 @@ class AdaFrameAgent(TorchAgent):
             lookahead_exit(utility, mu, self.k) if mu is not None else np.full(len(videos), self.k)
         )
         probs = torch.softmax(r.logits, -1).cpu().numpy()
-        step = self.model.step_gflops()
+        m = self.settings.memory_frames
+        step = self.model.step_gflops(m)
         return [
-            VideoResult(scores=probs[i, e - 1], frames=r.frames[i, :e], memory=self.settings.memory,
-                        extra_gflops=step * e, exit_step=int(e))
+            VideoResult(scores=probs[i, e - 1], frames=r.frames[i, :e], memory=m > 0,
+                        memory_frames=m, extra_gflops=step * e, exit_step=int(e))
             for i, e in enumerate(exits)
         ]  # fmt: skip
 

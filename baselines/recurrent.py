@@ -90,12 +90,13 @@ class MemoryLSTM(nn.Module):
         self.cell = nn.LSTMCell(input_dim + extra, hidden_size)
         self.attention = MemoryAttention(hidden_size, memory_dim) if self.use_memory else None
 
-    def step_gflops(self) -> float:
-        """GFLOPs of one step (2 x multiply-adds of the gates and, with memory, the attention)."""
+    def step_gflops(self, memory_frames: int = MEMORY_SIZE) -> float:
+        """GFLOPs of one step (2 x multiply-adds of the gates and, with memory, the attention
+        over ``memory_frames`` rows)."""
         macs = self.cell.weight_ih.numel() + self.cell.weight_hh.numel()
         if self.use_memory:
             macs += (
-                self.attention.query.weight.numel() + 2 * MEMORY_SIZE * self.attention.memory_dim
+                self.attention.query.weight.numel() + 2 * memory_frames * self.attention.memory_dim
             )
         return 2 * macs / 1e9
 

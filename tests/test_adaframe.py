@@ -3,7 +3,9 @@ inference through the env, checkpoints, and a short training run on the tiny pre
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import harness_fixtures
 import numpy as np
@@ -103,8 +105,10 @@ def test_lookahead_exit_is_per_video_in_a_batch():
 def test_names_settings_and_their_errors():
     assert make_agent("adaframe-7").k == 7
     assert make_agent("adaframe", run_cfg(budget=4)).k == 4
-    agent = make_agent("adaframe-5", run_cfg(settings={"reward": "prediction", "memory": "no"}))
-    assert agent.settings.reward == "prediction" and agent.settings.memory is False
+    agent = make_agent(
+        "adaframe-5", run_cfg(settings={"reward": "prediction", "memory_frames": "0"})
+    )
+    assert agent.settings.reward == "prediction" and agent.settings.memory_frames == 0
     assert agent.hparams()["reward"] == "prediction" and agent.uses_mu
     with pytest.raises(ValueError, match="reward=gain: choose one of margin"):
         make_agent("adaframe-5", run_cfg(settings={"reward": "gain"}))
@@ -132,7 +136,7 @@ def test_batched_inference_shapes_order_and_exits(trained):
     for res in whole:
         assert res.scores.shape == (store.num_classes,) and res.memory
         assert 1 <= res.exit_step <= 4 and len(res.frames) == res.exit_step
-        assert res.extra_gflops == pytest.approx(agent.model.step_gflops() * res.exit_step)
+        assert res.extra_gflops == pytest.approx(agent.model.step_gflops(16) * res.exit_step)
     # one video at a time (padded batches) gives the same episodes as the whole split
     for i in (0, len(test) - 1):
         (alone,) = agent.evaluate(store, test[i : i + 1], config, mu=0.2)
@@ -179,3 +183,17 @@ def test_training_beats_the_random_env_agent(harness_env, single_torch_thread):
     (random_row,) = run_agent("random", str(cache), run_cfg(budget=5), out)
     assert rows[0]["map"] > random_row["map"]
     assert rows[0]["frames_mean"] <= 5 and rows[0]["trainable"]
+
+
+@pytest.mark.parametrize("memory_frames", [0, 32])
+def test_memory_frames_setting_changes_what_is_observed_and_charged(
+    harness_env, single_torch_thread, memory_frames
+):
+    cache, out = harness_env
+    config = run_cfg(epochs=1, settings={"memory_frames": str(memory_frames)})
+    (row,) = run_agent("adaframe-3", str(cache), config, out)
+    records = json.loads(Path(row["json_path"]).with_name(row["records"]).read_text())
+    light = row["light_gflops_per_frame"]
+    for r in records:
+        assert r["memory"] == (memory_frames > 0) and r["memory_frames"] == memory_frames
+        assert r["gflops"] >= r["frames"] * row["gflops_per_frame"] + memory_frames * light

@@ -71,6 +71,8 @@ def test_gymnasium_check_env(env_id):
         {"memory": False, "reward": "prediction", "render_mode": "ansi"},
         {"stop_action": True, "reward": "prediction_transition", "split": "test"},
         {"observation_keys": ("probs",), "memory": False, "frame_cost": 0.01, "split": "val"},
+        {"memory_frames": 32},
+        {"memory_frames": 12, "split": "test"},
     ],
 )
 @pytest.mark.usefixtures("env_vars")
@@ -285,6 +287,25 @@ def test_gflops_accounting(tiny_cache):
         )
         env.add_gflops(0.5)
         assert env.step(act(0.5))[4]["gflops"] == pytest.approx(base + 2 * gpf + 0.5)
+
+
+@pytest.mark.parametrize("size", [1, 12, 32])
+def test_memory_frames_shape_content_and_cost(tiny_cache, size):
+    env = AdaFrameEnv(data=tiny_cache, memory_frames=size, split="test")
+    assert env.observation_space["memory"].shape == (size, env.store.light_dim)
+    obs, info = env.reset(options={"video": 2})
+    v = env.split_videos[2]
+    assert np.array_equal(obs["memory"], env.store.memory([v], size)[0].astype(np.float32))
+    assert np.allclose(obs["memory_positions"], env.store.memory_positions([v], size)[0])
+    light = env.store.light_gflops_per_frame
+    assert info["gflops"] == pytest.approx(env.store.gflops_per_frame + size * light)
+
+
+def test_memory_frames_bad_values(tiny_cache):
+    with pytest.raises(ValueError, match="memory_frames must be at least 1.*memory=False"):
+        AdaFrameEnv(data=tiny_cache, memory_frames=0)
+    with pytest.raises(TypeError, match="memory_frames must be an int"):
+        AdaFrameEnv(data=tiny_cache, memory_frames=True)
 
 
 def test_stop_action(tiny_cache):

@@ -40,7 +40,7 @@ def check_row(row, budget_max=None):
             assert r["frames"] <= budget_max
         expected = (
             r["frames"] * row["gflops_per_frame"]
-            + (row["memory_gflops"] if r["memory"] else 0.0)
+            + (r["memory_frames"] * row["light_gflops_per_frame"] if r["memory"] else 0.0)
             + r["light_frames"] * row["light_gflops_per_frame"]
         )
         # LSTMs add their own (tiny) network cost on top of the frames

@@ -43,3 +43,15 @@ def test_seeds_of_a_run_are_averaged_settings_kept_apart():
     merged = sorted(average_seeds(rows), key=lambda r: r["map"])
     assert [r["n_seeds"] for r in merged] == [1, 2]
     assert merged[1]["map"] == pytest.approx(0.82) and merged[1]["map_std"] == pytest.approx(0.02)
+
+
+def test_val_runs_neither_overwrite_nor_join_test_runs(harness_env):
+    from adaframe_env.harness.plots import load_results
+
+    cache, out = harness_env
+    (test,) = run_agent("avgpool-u3", str(cache), run_cfg(), out)
+    (val,) = run_agent("avgpool-u3", str(cache), run_cfg(), out, split="val")
+    assert test["json_path"] != val["json_path"] and val["run"].endswith("-val")
+    folder = Path(test["json_path"]).parent
+    assert [r["split"] for r in load_results(folder)] == ["test"]
+    assert [r["split"] for r in load_results(folder, "val")] == ["val"]

@@ -17,6 +17,7 @@ CONFIGS = [
     {"reward": "prediction_transition", "stop_action": True, "budget": 4},
     {"budget": 1},
     {"split": "test", "budget": 3, "observation_keys": ("probs", "step")},
+    {"memory_frames": 32, "budget": 4},
 ]
 
 

@@ -68,8 +68,16 @@ class FeatureStore:
             self.summary = None
         with h5py.File(self.path, "r") as f:
             self._read(f)
-        self.memory_frames = memory_frame_index(self.length)
-        self.memory_rows = self.offset[:, None] + self.memory_frames
+        self._memory_layouts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.memory_frames, self.memory_rows = self.memory_layout(MEMORY_SIZE)
+
+    def memory_layout(self, size: int = MEMORY_SIZE) -> tuple[np.ndarray, np.ndarray]:
+        """``(frames, rows)``, both (N, size): every video's memory frame indices and their rows
+        in the frame arrays, for a memory of ``size`` frames (computed once per size)."""
+        if size not in self._memory_layouts:
+            frames = memory_frame_index(self.length, size)
+            self._memory_layouts[size] = (frames, self.offset[:, None] + frames)
+        return self._memory_layouts[size]
 
     def _read(self, f: h5py.File) -> None:
         self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
@@ -124,8 +132,12 @@ class FeatureStore:
 
     @property
     def memory_gflops(self) -> float:
-        """Cost of computing one video's global memory (paper: 1.32 GFLOPs)."""
-        return MEMORY_SIZE * self.light_gflops_per_frame
+        """Cost of computing one video's 16-frame global memory (paper: 1.32 GFLOPs)."""
+        return self.memory_cost(MEMORY_SIZE)
+
+    def memory_cost(self, size: int = MEMORY_SIZE) -> float:
+        """GFLOPs of a global memory of ``size`` light frames (paper Table 4: 12, 16, 32)."""
+        return size * self.light_gflops_per_frame
 
     @property
     def synthetic(self) -> bool:
@@ -178,15 +190,15 @@ class FeatureStore:
             raise KeyError(f"{self.path} stores no ground-truth relevance (real data)")
         return self.lookup("relevance", video_ids, frame_ids)
 
-    def memory(self, video_ids) -> np.ndarray:
-        """(B, 16, Dl) global memory: light features of 16 uniformly spaced frames per video."""
-        return self._arrays["light"][self.memory_rows[np.asarray(video_ids)]]
+    def memory(self, video_ids, size: int = MEMORY_SIZE) -> np.ndarray:
+        """(B, size, Dl) global memory: light features of ``size`` uniformly spaced frames."""
+        return self._arrays["light"][self.memory_layout(size)[1][np.asarray(video_ids)]]
 
-    def memory_positions(self, video_ids) -> np.ndarray:
-        """(B, 16) normalized temporal positions in [0, 1] of the memory frames."""
+    def memory_positions(self, video_ids, size: int = MEMORY_SIZE) -> np.ndarray:
+        """(B, size) normalized temporal positions in [0, 1] of the memory frames."""
         video_ids = np.asarray(video_ids)
         denom = np.maximum(self.length[video_ids] - 1, 1)[..., None]
-        return (self.memory_frames[video_ids] / denom).astype(np.float32)
+        return (self.memory_layout(size)[0][video_ids] / denom).astype(np.float32)
 
     def video_frames(self, name: str, video_id: int) -> np.ndarray:
         """All rows of ``frames/name`` for one video (a view; copy before writing)."""

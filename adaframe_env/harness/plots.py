@@ -28,8 +28,8 @@ from adaframe_env.data.atomic import atomic_output
 PLOT_FILES = ("map_vs_gflops.png", "exit_steps.png", "class_frames.png", "location_density.png")
 
 
-def load_results(folder: str | Path) -> list[dict]:
-    """Every ``<run>.json`` result of a dataset folder (not the per-video files)."""
+def load_results(folder: str | Path, split: str = "test") -> list[dict]:
+    """Every ``<run>.json`` result of ``split`` in a dataset folder (not the per-video files)."""
     rows = []
     for p in sorted(Path(folder).glob("*.json")):
         if p.name.endswith(".videos.json"):
@@ -38,7 +38,8 @@ def load_results(folder: str | Path) -> list[dict]:
             row = json.loads(p.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if isinstance(row, dict) and "map" in row and "gflops_mean" in row:
+        if (isinstance(row, dict) and "map" in row and "gflops_mean" in row
+                and row.get("split", "test") == split):  # fmt: skip
             row["_path"] = str(p)
             rows.append(row)
     return rows

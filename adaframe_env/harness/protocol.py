@@ -24,7 +24,8 @@ order. The harness, not the agent, turns what a result says it looked at into GF
 method is charged by the same rule:
 
     GFLOPs = distinct heavy frames x gflops_per_frame
-             + memory_gflops (16 light frames, 1.32 on the paper's backbones) if memory is used
+             + memory_frames x light_gflops_per_frame if memory is used (16 frames: 1.32 on
+               the paper's backbones)
              + light_frames x light_gflops_per_frame  (e.g. SCSampler: the light model on all)
              + extra_gflops  (anything else the agent computes, e.g. its own network)
 
@@ -84,7 +85,8 @@ class VideoResult:
         frames: heavy-backbone frame indices looked at, in the order visited (revisits allowed;
             only distinct frames cost GFLOPs). The step at which the agent stopped is
             ``exit_step`` (default: ``len(frames)``).
-        memory: the agent used the global memory (charged ``store.memory_gflops``).
+        memory: the agent used the global memory (charged ``store.memory_cost(memory_frames)``).
+        memory_frames: light frames in that memory (paper Table 4: 12, 16, 32; default 16).
         light_frames: light-backbone frames beyond the memory (SCSampler: every frame).
         extra_gflops: any further computation the agent wants charged.
         exit_step: the step at which the prediction was emitted (1-based).
@@ -93,6 +95,7 @@ class VideoResult:
     scores: np.ndarray
     frames: np.ndarray
     memory: bool = False
+    memory_frames: int = 16
     light_frames: int = 0
     extra_gflops: float = 0.0
     exit_step: int | None = None

@@ -87,7 +87,9 @@ def resolve_dataset(dataset: str | None, progress: bool = True) -> Path:
     return resolve_data(dataset, progress=progress)
 
 
-def run_name(agent: str, budget, mu, seed: int, name_has_k: bool, settings=None) -> str:
+def run_name(
+    agent: str, budget, mu, seed: int, name_has_k: bool, settings=None, split: str = "test"
+) -> str:
     base = re.sub(r"[^\w.-]+", "_", agent.replace(".py", ""))
     parts = [base]
     parts += [re.sub(r"[^\w.]+", "_", f"{k}_{v}") for k, v in sorted((settings or {}).items())]
@@ -96,6 +98,8 @@ def run_name(agent: str, budget, mu, seed: int, name_has_k: bool, settings=None)
     if mu is not None:
         parts.append(f"mu{mu:g}")
     parts.append(f"seed{seed}")
+    if split != "test":  # a val run must not overwrite the test run of the same config
+        parts.append(split)
     return "-".join(parts)
 
 
@@ -159,7 +163,7 @@ def video_cost(store, r: VideoResult) -> tuple[int, float]:
     distinct = len(np.unique(np.asarray(r.frames)))
     gflops = (
         distinct * store.gflops_per_frame
-        + (store.memory_gflops if r.memory else 0.0)
+        + (store.memory_cost(r.memory_frames) if r.memory else 0.0)
         + r.light_frames * store.light_gflops_per_frame
         + float(r.extra_gflops)
     )
@@ -187,7 +191,8 @@ def summarize(store, videos, results: list[VideoResult], seconds: float):
             "exit_step": int(r.exit_step if r.exit_step is not None else max(len(f), 1)),
             "frame_indices": f.tolist(),
             "locations": (f / max(length - 1, 1)).round(4).tolist(),
-            "memory": bool(r.memory), "light_frames": int(r.light_frames),
+            "memory": bool(r.memory), "memory_frames": int(r.memory_frames) if r.memory else 0,
+            "light_frames": int(r.light_frames),
         })  # fmt: skip
     frames, gflops = np.array(frames, float), np.array(gflops)
     metrics = {
@@ -250,7 +255,7 @@ def run_agent(
     for mu in mus:
         results, seconds = evaluate(agent, store, videos, config, mu)
         metrics, records = summarize(store, videos, results, seconds)
-        run = run_name(name, config.budget, mu, config.seed, name_has_k, config.settings)
+        run = run_name(name, config.budget, mu, config.seed, name_has_k, config.settings, split)
         params = agent.num_parameters() if hasattr(agent, "num_parameters") else 0
         row = {
             "agent": name, "settings": dict(config.settings), "dataset": ds,

@@ -64,9 +64,13 @@ from adaframe_env.harness.settings import apply_settings
 from adaframe_env.metrics import mean_average_precision
 from adaframe_env.rewards import REWARDS, episode_rewards
 from adaframe_env.vector_env import AdaFrameVectorEnv
+from adaframe_env.wrappers import DEFAULT_JUMPS
 from baselines.recurrent import READOUTS, MemoryLSTM, Readout, positional_encoding
 
 LOCATION_DIM = 16  # size of the encoded location (observe_location)
+POLICIES = ("absolute", "relative", "jumps")
+#: FastForward's jumps (fractions of the video, back and forward), as the env's wrapper has them
+JUMPS = DEFAULT_JUMPS
 
 
 @dataclass(frozen=True)
@@ -88,15 +92,20 @@ class AdaFrameSettings:
     gamma: float = 0.9
     perstep_loss: bool = False  # cross-entropy at every step instead of the last (an option)
     policy: str = "absolute"  # absolute: a_t = sigmoid(W_s h_t) (paper) | relative: l_t + tanh(.)
+    #                           | jumps: a categorical choice of JUMPS from l_t (FastForward)
     observe_location: bool = False  # add the encoded current location to the LSTM input
+    stop: bool = False  # learn a binary stop policy (FrameGlimpse, FastForward); AdaFrame: Alg. 2
+    frame_cost: float = 0.0  # training reward minus this for every frame after the first
 
     def __post_init__(self):
         if self.readout not in READOUTS:
             raise ValueError(f"--set readout={self.readout}: choose one of {', '.join(READOUTS)}")
         if self.reward not in REWARDS:
             raise ValueError(f"--set reward={self.reward}: choose one of {', '.join(REWARDS)}")
-        if self.policy not in ("absolute", "relative"):
-            raise ValueError(f"--set policy={self.policy}: choose absolute or relative")
+        if self.policy not in POLICIES:
+            raise ValueError(f"--set policy={self.policy}: choose one of {', '.join(POLICIES)}")
+        if self.frame_cost < 0:
+            raise ValueError(f"--set frame_cost={self.frame_cost}: must be >= 0")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"--set optimizer={self.optimizer}: choose adam or sgd")
         if min(self.hidden, self.epochs, self.batch_size) < 1 or self.lr_step < 0:
@@ -113,32 +122,42 @@ class AdaFrameNet(nn.Module):
     def __init__(self, feature_dim: int, num_classes: int, memory_dim: int | None,
                  s: AdaFrameSettings, budget: int):  # fmt: skip
         super().__init__()
-        self.observe_location, self.relative = s.observe_location, s.policy == "relative"
+        self.observe_location, self.policy = s.observe_location, s.policy
         extra = LOCATION_DIM if s.observe_location else 0
         self.core = MemoryLSTM(feature_dim + extra, s.hidden, memory_dim)
         self.predict = Readout(s.hidden, num_classes, s.readout, s.dropout)  # W_p
-        self.select = nn.Linear(s.hidden, 1)  # W_s
+        self.select = nn.Linear(s.hidden, len(JUMPS) if s.policy == "jumps" else 1)  # W_s
         self.utility = nn.Linear(s.hidden, 1)  # W_u
-        if self.relative:  # start by striding through the video, 1/K per step
+        self.stop = nn.Linear(s.hidden, 1) if s.stop else None
+        if s.policy == "relative":  # start by striding through the video, 1/K per step
             nn.init.zeros_(self.select.weight)
             nn.init.constant_(self.select.bias, math.atanh(1.0 / max(budget, 2)))
 
     def step(self, v, pbar, location, state, memory=None, keys=None):
-        """One step: ``(state, class logits s_t, location mean a_t, utility V_t)``."""
+        """One step: ``(state, class logits s_t, policy output, utility V_t, stop logit)``.
+
+        The policy output is the mean location ``a_t`` (absolute, relative) or the logits over
+        :data:`JUMPS` (jumps); the stop logit is None without a stop policy."""
         if self.observe_location:
             v = torch.cat([v, positional_encoding(location, LOCATION_DIM)], -1)
         state, _ = self.core.step(v, state, memory, keys)
         h = state[0]
-        raw = self.select(h).squeeze(-1)
-        # relative: the mean may leave [0, 1] (a clamped mean would get no gradient there);
-        # the location taken is clipped to [0, 1] in rollout()
-        a = location + torch.tanh(raw) if self.relative else torch.sigmoid(raw)
-        return state, self.predict(h, pbar), a, self.utility(h).squeeze(-1)
+        raw = self.select(h)
+        if self.policy == "jumps":
+            a = raw
+        elif self.policy == "relative":
+            # the mean may leave [0, 1] (a clamped mean would get no gradient there); the
+            # location taken is clipped to [0, 1] in rollout()
+            a = location + torch.tanh(raw.squeeze(-1))
+        else:
+            a = torch.sigmoid(raw.squeeze(-1))
+        stop = self.stop(h).squeeze(-1) if self.stop is not None else None
+        return state, self.predict(h, pbar), a, self.utility(h).squeeze(-1), stop
 
     def step_gflops(self, memory_frames: int = 16) -> float:
-        """GFLOPs of one step: the LSTM (and attention) plus the three heads."""
-        heads = sum(m.weight.numel() for m in (self.predict.fc, self.select, self.utility))
-        return self.core.step_gflops(memory_frames) + 2 * heads / 1e9
+        """GFLOPs of one step: the LSTM (and attention) plus the heads."""
+        heads = [self.predict.fc, self.select, self.utility] + ([self.stop] if self.stop else [])
+        return self.core.step_gflops(memory_frames) + 2 * sum(m.weight.numel() for m in heads) / 1e9
 
 
 @dataclass
@@ -147,10 +166,18 @@ class Rollout:
 
     logits: torch.Tensor
     utility: torch.Tensor
-    log_prob: torch.Tensor | None  # (B, K-1), training only
+    log_prob: torch.Tensor | None  # (B, K-1): the location (or jump) chosen; training only
     location: torch.Tensor  # (B, K): location of the frame observed at each step
     frames: np.ndarray
     labels: np.ndarray | None
+    alive: torch.Tensor | None = None  # (B, K) bool: still looking at step t (stop policy)
+    stop_log_prob: torch.Tensor | None = None  # (B, K-1): the stop decision; training only
+
+    def exit_steps(self) -> np.ndarray:
+        """1-based step at which each episode stopped (K without a stop policy)."""
+        if self.alive is None:
+            return np.full(self.logits.shape[0], self.logits.shape[1])
+        return self.alive.sum(1).cpu().numpy()
 
 
 def rollout(net: AdaFrameNet, env: AdaFrameVectorEnv, positions: np.ndarray, norm: dict,
@@ -173,25 +200,44 @@ def rollout(net: AdaFrameNet, env: AdaFrameVectorEnv, positions: np.ndarray, nor
         keys = net.core.attention.keys(memory, tensor(obs["memory_positions"]))
     state = net.core.initial_state(n, device)
     labels = info["label"][:n].copy() if "label" in info else None
-    logits, utility, log_prob, frames = [], [], [], []
+    logits, utility, log_prob, frames, stop_log_prob = [], [], [], [], []
     location = [torch.zeros(n, device=device)]  # Algorithm 1: l = 0
+    alive = [torch.ones(n, dtype=torch.bool, device=device)]
+    sample = sigma is not None
     for t in range(budget):
         frames.append(info["frame"][:n].copy())
         v = tensor(obs["frame"], norm["mean"], norm["std"])
-        state, s_t, a_t, v_t = net.step(v, tensor(obs["probs"]), location[-1], state, memory, keys)
+        state, s_t, a_t, v_t, stop_t = net.step(
+            v, tensor(obs["probs"]), location[-1], state, memory, keys
+        )
         logits.append(s_t)
         utility.append(v_t)
         if t == budget - 1:
             break
+        here = location[-1]
         if locations is not None:
             loc = torch.full((n,), float(locations[t + 1]), device=device)
-        elif sigma is None:
+        elif net.policy == "jumps":
+            jumps = torch.distributions.Categorical(logits=a_t)
+            choice = jumps.sample() if sample else a_t.argmax(-1)
+            if sample:
+                log_prob.append(jumps.log_prob(choice))
+            loc = (here + torch.as_tensor(JUMPS, device=device)[choice]).clamp(0.0, 1.0)
+        elif not sample:
             loc = a_t.detach().clamp(0.0, 1.0)
         else:
             policy = Normal(a_t, sigma)
-            sample = policy.sample()
-            log_prob.append(policy.log_prob(sample))
-            loc = sample.clamp(0.0, 1.0)
+            draw = policy.sample()
+            log_prob.append(policy.log_prob(draw))
+            loc = draw.clamp(0.0, 1.0)
+        if stop_t is not None:  # a stopped episode looks nowhere new: it stays where it is
+            stops = torch.distributions.Bernoulli(logits=stop_t)
+            stopping = stops.sample().bool() if sample else stop_t > 0
+            if sample:
+                stop_log_prob.append(stops.log_prob(stopping.float()))
+            still = alive[-1] & ~stopping
+            loc = torch.where(still, loc, here)
+            alive.append(still)
         location.append(loc)
         action = np.resize(loc.cpu().numpy().astype(np.float32), env.num_envs)[:, None]
         obs, _, _, _, info = env.step(action)
@@ -202,6 +248,8 @@ def rollout(net: AdaFrameNet, env: AdaFrameVectorEnv, positions: np.ndarray, nor
         location=torch.stack(location, 1),
         frames=np.stack(frames, 1),
         labels=labels,
+        alive=torch.stack(alive, 1) if net.stop is not None else None,
+        stop_log_prob=torch.stack(stop_log_prob, 1) if stop_log_prob else None,
     )
 
 
@@ -217,24 +265,37 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
 
 def losses(r: Rollout, s: AdaFrameSettings) -> dict[str, torch.Tensor]:
     """``L_cls``, ``L_utl``, ``J_sel`` (Eq. 3, 7, 9) and the total ``L_cls + L_utl - J_sel``,
-    plus the episode rewards (from the agent's own scores, Eq. 4) for logging."""
-    y = torch.as_tensor(r.labels, device=r.logits.device)
-    k = r.logits.shape[1]
+    plus the episode rewards (from the agent's own scores, Eq. 4) for logging.
+
+    With a stop policy, only the steps an episode was still looking count: rewards after its
+    stop are 0, ``L_cls`` is taken at the stop step, and ``J_sel`` adds the log-probability of
+    each stop-or-continue decision (weighted by the same advantage ``R_t - V_t``).
+    """
+    device = r.logits.device
+    y = torch.as_tensor(r.labels, device=device)
+    b, k = r.logits.shape[:2]
+    alive = r.alive if r.alive is not None else torch.ones(b, k, dtype=torch.bool, device=device)
+    last = alive.sum(1) - 1  # 0-based exit step
     if s.perstep_loss:
-        l_cls = nn.functional.cross_entropy(r.logits.flatten(0, 1), y.repeat_interleave(k))
+        per_step = nn.functional.cross_entropy(
+            r.logits.flatten(0, 1), y.repeat_interleave(k), reduction="none"
+        ).view(b, k)
+        l_cls = (per_step * alive).sum() / alive.sum()
     else:
-        l_cls = nn.functional.cross_entropy(r.logits[:, -1], y)
+        l_cls = nn.functional.cross_entropy(r.logits[torch.arange(b, device=device), last], y)
     probs = torch.softmax(r.logits.detach(), -1).cpu().numpy()
     rewards = episode_rewards(s.reward, probs, r.labels)
-    returns = torch.as_tensor(
-        discounted_returns(rewards, s.gamma), dtype=torch.float32, device=r.logits.device
-    )
-    l_utl = (0.5 * (r.utility - returns) ** 2).sum(1).mean()
-    if r.log_prob is None:  # K = 1: nothing to select
-        j_sel = torch.zeros((), device=r.logits.device)
-    else:
-        advantage = (returns - r.utility).detach()[:, : k - 1]
-        j_sel = (advantage * r.log_prob).sum(1).mean()
+    rewards[:, 1:] -= s.frame_cost
+    rewards *= alive.cpu().numpy()
+    returns = torch.as_tensor(discounted_returns(rewards, s.gamma), dtype=torch.float32,
+                              device=device)  # fmt: skip
+    l_utl = (0.5 * (r.utility - returns) ** 2 * alive).sum(1).mean()
+    advantage = (returns - r.utility).detach()[:, : k - 1]
+    j_sel = torch.zeros((), device=device)
+    if r.log_prob is not None:  # the location (or jump) of step t + 1, taken if still looking
+        j_sel = j_sel + (advantage * r.log_prob * alive[:, 1:]).sum(1).mean()
+    if r.stop_log_prob is not None:  # the decision at step t, made if looking at step t
+        j_sel = j_sel + (advantage * r.stop_log_prob * alive[:, :-1]).sum(1).mean()
     total = l_utl - j_sel + (l_cls if l_cls.requires_grad else 0.0)
     return {"total": total, "cls": l_cls, "utl": l_utl, "sel": j_sel,
             "rewards": torch.as_tensor(rewards)}  # fmt: skip
@@ -261,24 +322,30 @@ def lookahead_exit(utility: np.ndarray, mu: float, budget: int) -> np.ndarray:
     return exit_step
 
 
-class AdaFrameAgent(TorchAgent):
-    uses_mu = True
+class RecurrentFrameAgent(TorchAgent):
+    """The trainer and evaluator shared by AdaFrame, FrameGlimpse and FastForward: one network
+    (:class:`AdaFrameNet`), one rollout, one loss; the methods differ in their settings (the
+    location policy, a learned stop, the memory) and in how they stop at test time."""
+
+    method = "recurrent"
+    defaults = AdaFrameSettings()
 
     def __init__(self, k: int, settings: dict[str, str] | None = None):
         self.k = k
-        self.settings = apply_settings(AdaFrameSettings(), settings or {}, "adaframe")
-        self.description = (
-            f"AdaFrame-{k}: memory-augmented LSTM choosing where to look, REINFORCE on the "
-            f"{self.settings.reward} reward, adaptive lookahead exit (--mu)"
-        )
+        self.settings = apply_settings(self.defaults, settings or {}, self.method)
+        self.description = self.describe()
         self.model = None
         self.buffers = {}
         self.history: list[dict] = []
         self._envs: dict[tuple, AdaFrameVectorEnv] = {}
         self._cached: tuple | None = None
 
+    def describe(self) -> str:
+        return f"{self.method}-{self.k}"
+
     def hparams(self) -> dict:
-        return {"k": self.k, **dataclasses.asdict(self.settings), "version": 1}
+        return {"method": self.method, "k": self.k, **dataclasses.asdict(self.settings),
+                "version": 2}  # fmt: skip
 
     def setup(self, store, config: RunConfig) -> None:
         self.bind(store)
@@ -332,8 +399,12 @@ class AdaFrameAgent(TorchAgent):
                 opt.zero_grad()
                 terms["total"].backward()
                 opt.step()
-                correct = (r.logits[:, -1].argmax(-1).cpu().numpy() == r.labels).mean()
-                distinct = np.mean([len(np.unique(f)) for f in r.frames])
+                exits = r.exit_steps()
+                final = r.logits[torch.arange(len(exits)), torch.as_tensor(exits) - 1]
+                correct = (final.argmax(-1).cpu().numpy() == r.labels).mean()
+                distinct = np.mean(
+                    [len(np.unique(f[:e])) for f, e in zip(r.frames, exits, strict=True)]
+                )
                 for key, value in (("loss_cls", terms["cls"].item()), ("loss_utl", terms["utl"].item()),
                                    ("j_sel", terms["sel"].item()), ("train_top1", correct),
                                    ("return", terms["rewards"].sum(1).mean().item()),
@@ -355,7 +426,8 @@ class AdaFrameAgent(TorchAgent):
         if len(val) == 0:
             return float("nan")
         r = self._run(store, val)
-        scores = torch.softmax(r.logits[:, -1], -1).cpu().numpy()
+        exits = torch.as_tensor(r.exit_steps()) - 1
+        scores = torch.softmax(r.logits[torch.arange(len(exits)), exits], -1).cpu().numpy()
         return float(mean_average_precision(scores, store.label[val]))
 
     # ------------------------------------------------------------------ inference
@@ -366,7 +438,7 @@ class AdaFrameAgent(TorchAgent):
         self.model.eval()
         split = SPLIT_NAMES[int(store.split[videos[0]])]
         if np.any(store.split[videos] != store.split[videos[0]]):
-            raise ValueError("AdaFrame evaluates one split at a time")
+            raise ValueError(f"{self.method} evaluates one split at a time")
         env = self._env(store, split, min(256, max(len(videos), 1)))
         positions = np.searchsorted(env.split_videos, videos)  # split_videos is sorted
         parts = [rollout(self.model, env, positions[i : i + env.num_envs], self.buffers,
@@ -379,17 +451,19 @@ class AdaFrameAgent(TorchAgent):
             location=torch.cat([p.location for p in parts]),
             frames=np.concatenate([p.frames for p in parts]),
             labels=None,
+            alive=torch.cat([p.alive for p in parts]) if parts[0].alive is not None else None,
         )
+
+    def exits(self, r: Rollout, mu: float | None) -> np.ndarray:
+        """1-based exit step of each video: its own stop decisions, else the full budget."""
+        return r.exit_steps()
 
     def evaluate(self, store, videos, config: RunConfig, mu=None) -> list[VideoResult]:
         key = tuple(int(v) for v in videos)
         if self._cached is None or self._cached[0] != key:  # one rollout serves every mu
             self._cached = (key, self._run(store, np.asarray(videos)))
         r = self._cached[1]
-        utility = r.utility.cpu().numpy()
-        exits = (
-            lookahead_exit(utility, mu, self.k) if mu is not None else np.full(len(videos), self.k)
-        )
+        exits = self.exits(r, mu)
         probs = torch.softmax(r.logits, -1).cpu().numpy()
         m = self.settings.memory_frames
         step = self.model.step_gflops(m)
@@ -403,7 +477,26 @@ class AdaFrameAgent(TorchAgent):
     def save(self, directory: Path) -> None:
         super().save(directory)
         if self.history:
-            write_curves(self.history, Path(directory), self.name or f"adaframe-{self.k}")
+            write_curves(self.history, Path(directory), self.name or f"{self.method}-{self.k}")
+
+
+class AdaFrameAgent(RecurrentFrameAgent):
+    """AdaFrame: Gaussian location policy, no learned stop; at test, Algorithm 2 on the
+    utility (one result row per ``--mu``)."""
+
+    method = "adaframe"
+    uses_mu = True
+
+    def describe(self) -> str:
+        return (
+            f"AdaFrame-{self.k}: memory-augmented LSTM choosing where to look, REINFORCE on the "
+            f"{self.settings.reward} reward, adaptive lookahead exit (--mu)"
+        )
+
+    def exits(self, r: Rollout, mu: float | None) -> np.ndarray:
+        if mu is None:
+            return np.full(r.logits.shape[0], self.k)
+        return lookahead_exit(r.utility.cpu().numpy(), mu, self.k)
 
 
 def _standardization(store, train_videos, rng) -> dict:

@@ -8,6 +8,8 @@ Built-in names (``python benchmarks/run.py --list``):
 - ``random``, ``uniform``: location policies as env agents (K from ``--budget``)
 - ``oracle`` / ``oracle-10``: ground-truth relevance bound (synthetic caches only)
 - ``adaframe-10`` / ``adaframe`` (``--budget K``): AdaFrame, one row per ``--mu``
+- ``frameglimpse``, ``frameglimpse-g``, ``fastforward``, ``fastforward-g`` (``--budget K``):
+  the paper's learned competitors, each with a learned stop
 - ``sb3-ppo``, ``sb3-sac``, ``sb3-recurrentppo``: stable-baselines3 on the env itself
 - ``package.module:factory`` or ``path/to/file.py:factory``: a user's agent; ``factory(config)``
   returns an object following :mod:`adaframe_env.harness.protocol`.
@@ -101,6 +103,20 @@ def _adaframe(m, config):
     return AdaFrameAgent(k, settings=config.settings)
 
 
+def _glimpse(m, config):
+    k = _k(m) if m.group("k") else config.budget
+    if k is None:
+        raise ValueError(f"{m.group(0)} needs a budget: --budget K")
+    g = m.group("g") is not None
+    if m.group("m") == "frameglimpse":
+        from agents.frameglimpse import FrameGlimpseAgent
+
+        return FrameGlimpseAgent(k, global_memory=g, settings=config.settings)
+    from agents.fastforward import FastForwardAgent
+
+    return FastForwardAgent(k, global_memory=g, settings=config.settings)
+
+
 def load_factory(spec: str) -> Callable:
     """``package.module:factory`` or ``path/to/file.py:factory`` -> the factory object."""
     target, _, attr = spec.rpartition(":")
@@ -142,6 +158,10 @@ register(r"random|uniform", _policy, "random, uniform",
 register(r"adaframe(?:-(?P<k>\d+))?", _adaframe, "adaframe[-K]",
          "AdaFrame (paper 3): memory-augmented LSTM choosing where to look, REINFORCE on the "
          "margin reward, adaptive lookahead exit on its utility (one row per --mu)")  # fmt: skip
+register(r"(?P<m>frameglimpse|fastforward)(?P<g>-g)?(?:-(?P<k>\d+))?", _glimpse,
+         "frameglimpse[-g][-K], fastforward[-g][-K]",
+         "FrameGlimpse (Gaussian location) / FastForward (jumps from a fixed set), each with a "
+         "learned stop, on AdaFrame's core and trainer; -g adds the memory; K from --budget")  # fmt: skip
 register(r"sb3-(?P<algo>ppo|sac|recurrentppo)", _sb3, "sb3-{ppo,sac,recurrentppo}",
          "stable-baselines3 trained on the env (memory features extractor); --model PATH.zip "
          "evaluates a model trained elsewhere")  # fmt: skip

@@ -330,9 +330,16 @@ class RecurrentFrameAgent(TorchAgent):
     method = "recurrent"
     defaults = AdaFrameSettings()
 
-    def __init__(self, k: int, settings: dict[str, str] | None = None):
+    def __init__(self, k: int, settings: dict[str, str] | None = None,
+                 global_memory: bool | None = None):  # fmt: skip
+        """``global_memory``: the ``-g`` variant (16 memory frames) or not (none); ``None``
+        keeps the method's default."""
         self.k = k
-        self.settings = apply_settings(self.defaults, settings or {}, self.method)
+        defaults = self.defaults
+        if global_memory is not None:
+            defaults = dataclasses.replace(defaults, memory_frames=16 if global_memory else 0)
+            self.method += "-g" if global_memory else ""
+        self.settings = apply_settings(defaults, settings or {}, self.method)
         self.description = self.describe()
         self.model = None
         self.buffers = {}
@@ -340,8 +347,14 @@ class RecurrentFrameAgent(TorchAgent):
         self._envs: dict[tuple, AdaFrameVectorEnv] = {}
         self._cached: tuple | None = None
 
+    policy_text = "location policy"
+
     def describe(self) -> str:
-        return f"{self.method}-{self.k}"
+        """One line for ``--list`` and the result files (learned-stop methods)."""
+        s = self.settings
+        memory = " with the global memory" if s.memory_frames else ""
+        return (f"{self.method}{memory}: {self.policy_text} and a learned stop (REINFORCE, "
+                f"{s.reward} reward minus {s.frame_cost:g} per frame), at most {self.k} frames")  # fmt: skip
 
     def hparams(self) -> dict:
         return {"method": self.method, "k": self.k, **dataclasses.asdict(self.settings),

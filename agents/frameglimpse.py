@@ -25,15 +25,4 @@ FRAME_COST = 0.03  # chosen on val among 0, 0.01, 0.03, 0.06, 0.1 (README)
 class FrameGlimpseAgent(RecurrentFrameAgent):
     method = "frameglimpse"
     defaults = AdaFrameSettings(stop=True, frame_cost=FRAME_COST, memory_frames=0)
-
-    def __init__(self, k: int, global_memory: bool = False, settings=None):
-        if global_memory:
-            self.defaults = AdaFrameSettings(stop=True, frame_cost=FRAME_COST, memory_frames=16)
-            self.method = "frameglimpse-g"
-        super().__init__(k, settings)
-
-    def describe(self) -> str:
-        g = " with the global memory" if self.settings.memory_frames else ""
-        return (f"FrameGlimpse{g}: Gaussian location policy and a learned stop (REINFORCE, "
-                f"margin reward minus {self.settings.frame_cost:g} per frame), at most "
-                f"{self.k} frames")  # fmt: skip
+    policy_text = "Gaussian location policy"

@@ -14,7 +14,8 @@ sigmoid(W_s h_t)``, ``l_{t+1} ~ N(a_t, 0.1^2)`` in training and ``a_t`` at test;
 ``V_t = W_u h_t`` regressed on the discounted return (gamma 0.9, Eq. 6-7); reward Eq. 4 from the
 agent's own ``s_t``; loss ``L_cls + L_utl - J_sel`` with cross-entropy on ``s_K`` (Eq. 3, 8) and
 REINFORCE with ``V_t`` as baseline (Eq. 9); the first frame at location 0 (Algorithm 1); the
-exit rule of Algorithm 2 with ``p = K/2 + 1`` if ``mu < 0.7`` else ``K``.
+exit rule of Algorithm 2 with ``p = K/2 + 1`` if ``mu < 0.7`` else ``K`` (``K/2`` rounded
+down for odd K: K = 5 gives p = 3).
 
 What the paper leaves open, and what we chose:
 
@@ -345,7 +346,7 @@ class RecurrentFrameAgent(TorchAgent):
         self.buffers = {}
         self.history: list[dict] = []
         self._envs: dict[tuple, AdaFrameVectorEnv] = {}
-        self._cached: tuple | None = None
+        self._rollouts: dict[tuple, Rollout] = {}  # evaluation rollouts, shared by every mu
 
     policy_text = "location policy"
 
@@ -362,6 +363,7 @@ class RecurrentFrameAgent(TorchAgent):
 
     def setup(self, store, config: RunConfig) -> None:
         self.bind(store)
+        self._rollouts.clear()
         torch.manual_seed(config.seed)
         memory_dim = store.light_dim if self.settings.memory_frames > 0 else None
         self.model = AdaFrameNet(
@@ -371,7 +373,7 @@ class RecurrentFrameAgent(TorchAgent):
         self.model.to(self.device)
 
     def _env(self, store, split: str, num_envs: int) -> AdaFrameVectorEnv:
-        key = (split, num_envs)
+        key = (str(store.path), split, num_envs)
         if key not in self._envs:
             self._envs[key] = AdaFrameVectorEnv(
                 num_envs, data=store.path, split=split, budget=self.k,
@@ -385,6 +387,7 @@ class RecurrentFrameAgent(TorchAgent):
     # ------------------------------------------------------------------ training
     def fit(self, store, train_videos, config: RunConfig) -> None:
         s, net = self.settings, self.model
+        self._rollouts.clear()
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         self.buffers = _standardization(store, train_videos, rng)
@@ -392,6 +395,9 @@ class RecurrentFrameAgent(TorchAgent):
         batch = min(s.batch_size, len(train_videos))
         env = self._env(store, "train", batch)
         env.reset(seed=config.seed)
+        if not np.isin(train_videos, env.split_videos).all():
+            raise ValueError(f"{self.method}: train_videos must be videos of the train split")
+        positions = np.searchsorted(env.split_videos, train_videos)  # the env's video numbering
         if s.optimizer == "sgd":
             opt = torch.optim.SGD(net.parameters(), s.lr, momentum=0.9, weight_decay=s.weight_decay)
         else:
@@ -406,8 +412,8 @@ class RecurrentFrameAgent(TorchAgent):
             net.train()
             order = rng.permutation(len(train_videos))
             for i in range(updates):
-                r = rollout(net, env, order[i * batch : (i + 1) * batch], self.buffers,
-                            self.device, sigma=s.sigma)  # fmt: skip
+                r = rollout(net, env, positions[order[i * batch : (i + 1) * batch]],
+                            self.buffers, self.device, sigma=s.sigma)  # fmt: skip
                 terms = losses(r, s)
                 opt.zero_grad()
                 terms["total"].backward()
@@ -422,7 +428,7 @@ class RecurrentFrameAgent(TorchAgent):
                                    ("j_sel", terms["sel"].item()), ("train_top1", correct),
                                    ("return", terms["rewards"].sum(1).mean().item()),
                                    ("frames", distinct),
-                                   ("location_std", r.location[:, 1:].std().item() if self.k > 1 else 0.0)):  # fmt: skip
+                                   ("location_std", r.location[:, 1:].std().item() if r.location[:, 1:].numel() > 1 else 0.0)):  # fmt: skip
                     sums[key] = sums.get(key, 0.0) + float(value) / updates
                 bar.update()
             sched.step()
@@ -472,10 +478,12 @@ class RecurrentFrameAgent(TorchAgent):
         return r.exit_steps()
 
     def evaluate(self, store, videos, config: RunConfig, mu=None) -> list[VideoResult]:
-        key = tuple(int(v) for v in videos)
-        if self._cached is None or self._cached[0] != key:  # one rollout serves every mu
-            self._cached = (key, self._run(store, np.asarray(videos)))
-        r = self._cached[1]
+        """Results for ``videos``; the deterministic rollout of a chunk is computed once and
+        reused for every ``mu`` (so the first mu's time includes it)."""
+        key = (str(store.path), tuple(int(v) for v in videos))
+        if key not in self._rollouts:
+            self._rollouts[key] = self._run(store, np.asarray(videos))
+        r = self._rollouts[key]
         exits = self.exits(r, mu)
         probs = torch.softmax(r.logits, -1).cpu().numpy()
         m = self.settings.memory_frames
@@ -487,6 +495,10 @@ class RecurrentFrameAgent(TorchAgent):
         ]  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoint
+    def load(self, directory: Path) -> None:
+        super().load(directory)
+        self._rollouts.clear()
+
     def save(self, directory: Path) -> None:
         super().save(directory)
         if self.history:
@@ -513,7 +525,8 @@ class AdaFrameAgent(RecurrentFrameAgent):
 
 
 def _standardization(store, train_videos, rng) -> dict:
-    """Train-split mean and std of heavy features (a sample of frames) and memory rows."""
+    """Train-split mean and std of heavy features (a sample of frames) and of the light
+    features of the 16-frame memory (used for any memory size: the same light features)."""
     rows = np.concatenate(
         [np.arange(store.offset[v], store.offset[v] + store.length[v]) for v in train_videos]
     )

@@ -197,3 +197,53 @@ def test_memory_frames_setting_changes_what_is_observed_and_charged(
     for r in records:
         assert r["memory"] == (memory_frames > 0) and r["memory_frames"] == memory_frames
         assert r["gflops"] >= r["frames"] * row["gflops_per_frame"] + memory_frames * light
+
+
+def test_fit_trains_on_the_videos_it_is_given(tiny_cache, single_torch_thread, monkeypatch):
+    import agents.adaframe as module
+
+    store = open_store(tiny_cache)
+    seen = []
+    real = module.rollout
+
+    def recording(net, env, positions, *args, **kwargs):
+        if env.split == "train":
+            seen.extend(env.split_videos[positions].tolist())
+        return real(net, env, positions, *args, **kwargs)
+
+    monkeypatch.setattr(module, "rollout", recording)
+    agent = AdaFrameAgent(3, {"batch_size": "8"})
+    config = run_cfg(epochs=1)
+    agent.setup(store, config)
+    subset = store.videos("train")[::3]
+    agent.fit(store, subset, config)
+    assert seen and set(seen) <= set(subset.tolist())
+    with pytest.raises(ValueError, match="must be videos of the train split"):
+        agent.fit(store, store.videos("test"), config)
+
+
+def test_loading_other_weights_drops_cached_rollouts_and_checks_hparams(
+    trained, tmp_path, single_torch_thread
+):
+    store, agent, config = trained
+    test = store.videos("test")
+    before = agent.evaluate(store, test, config, mu=0.2)  # caches the rollout
+    other = AdaFrameAgent(4)  # same hyperparameters, another seed
+    other_config = run_cfg(epochs=2, seed=1)
+    other.setup(store, other_config)
+    other.fit(store, store.videos("train"), other_config)
+    (tmp_path / "other").mkdir()
+    other.save(tmp_path / "other")
+    agent.load(tmp_path / "other")
+    after = agent.evaluate(store, test, config, mu=0.2)
+    expected = other.evaluate(store, test, config, mu=0.2)
+    assert all(np.allclose(a.scores, e.scores) for a, e in zip(after, expected, strict=True))
+    assert not all(np.allclose(a.scores, b.scores) for a, b in zip(after, before, strict=True))
+
+    changed = AdaFrameAgent(4, {"reward": "prediction"})
+    changed.setup(store, config)
+    changed.fit(store, store.videos("train"), run_cfg(epochs=1))
+    (tmp_path / "changed").mkdir()
+    changed.save(tmp_path / "changed")
+    with pytest.raises(ValueError, match=r"other hyperparameters \(reward"):
+        agent.load(tmp_path / "changed")

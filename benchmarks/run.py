@@ -3,6 +3,7 @@
     python benchmarks/run.py --list
     python benchmarks/run.py --agent avgpool-u10
     python benchmarks/run.py --agent sb3-ppo --budget 10 --epochs 4 --seed 0
+    python benchmarks/run.py --agent fastforward --seeds 0,1,2       # mean +- std over seeds
     python benchmarks/run.py --agent examples/custom_agent.py:make_agent --dataset tiny
 
 Results: ``OUT/<dataset>/<run>.json`` (+ ``<run>.videos.json``), and the plots of
@@ -12,6 +13,7 @@ Results: ``OUT/<dataset>/<run>.json`` (+ ``<run>.videos.json``), and the plots o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import warnings
 from pathlib import Path
@@ -20,7 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adaframe_env.harness.protocol import RunConfig  # noqa: E402
 from adaframe_env.harness.registry import list_agents  # noqa: E402
-from adaframe_env.harness.runner import HEADER, format_row, run_agent  # noqa: E402
+from adaframe_env.harness.runner import (  # noqa: E402
+    HEADER,
+    aggregate_seeds,
+    format_row,
+    format_seeds_row,
+    run_agent,
+)
 from adaframe_env.harness.settings import parse_settings  # noqa: E402
 
 
@@ -34,6 +42,18 @@ def parse_mu(text: str) -> tuple[float, ...]:
     if not values or not all(0.0 <= v <= 1.0 for v in values):
         raise argparse.ArgumentTypeError(f"--mu values must be in [0, 1], got {text!r}")
     return values
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--seeds takes integers like 0,1,2, got {text!r}"
+        ) from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds needs distinct integers, got {text!r}")
+    return seeds
 
 
 def _warning_alone(message, category, filename, lineno, file=None, line=None):
@@ -53,6 +73,8 @@ def main(argv=None) -> int:
     p.add_argument("--mu", type=parse_mu, default=(0.7,), help="adaptive-inference thresholds")
     p.add_argument("--epochs", type=int, default=None, help="training length (agent default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=parse_seeds, help="several seeds, e.g. 0,1,2: one run each, "
+                   "then mean +- std over them (replaces --seed)")  # fmt: skip
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--split", default="test", choices=("test", "val"))
@@ -81,14 +103,22 @@ def main(argv=None) -> int:
         progress=not args.no_progress, settings=settings,
         extra={"model": args.model} if args.model else {},
     )  # fmt: skip
-    try:
-        rows = run_agent(args.agent, args.dataset, config, args.out, args.checkpoints, args.split)
-    except (ValueError, OSError, ImportError, AttributeError) as e:  # CacheError is a ValueError
-        print(f"run.py: {e}", file=sys.stderr)
-        return 2
+    rows = []
+    for seed in args.seeds or [args.seed]:
+        try:
+            rows += run_agent(args.agent, args.dataset, dataclasses.replace(config, seed=seed),
+                              args.out, args.checkpoints, args.split)  # fmt: skip
+        except (ValueError, OSError, ImportError, AttributeError) as e:  # CacheError: ValueError
+            print(f"run.py: {e}", file=sys.stderr)
+            return 2
     print(HEADER)
     for row in rows:
-        print(format_row(row) + ("  [checkpoint cache hit]" if row["cached"] else ""))
+        seed = f"  seed {row['seed']}" if args.seeds else ""
+        print(format_row(row) + seed + ("  [checkpoint cache hit]" if row["cached"] else ""))
+    if args.seeds:
+        print(f"mean +- std over seeds {','.join(str(s) for s in args.seeds)}:")
+        for row in aggregate_seeds(rows):
+            print("  " + format_seeds_row(row))
     print(f"wrote {', '.join(r['json_path'] for r in rows)}")
     if not args.no_plot:
         from adaframe_env.harness.plots import plot_dataset

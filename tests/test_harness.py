@@ -332,3 +332,18 @@ def test_summary_counts_backward_jumps_and_exit_steps(tiny_cache):
     metrics, records = summarize(store, videos, results, 1.0)
     assert metrics["backward_jump_share"] == 0.5 and metrics["exit_step_mean"] == 3.5
     assert [r["frames"] for r in records] == [3, 3]  # the revisit of frame 3 is free
+
+
+def test_run_py_seeds_runs_each_seed_and_aggregates(harness_env):
+    cache, out = harness_env
+    cmd = [sys.executable, str(REPO / "benchmarks/run.py"), "--agent", "random", "--budget", "3",
+           "--dataset", str(cache), "--out", str(out), "--no-plot", "--no-progress"]  # fmt: skip
+    res = subprocess.run([*cmd, "--seeds", "0,1"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    folder = next(out.iterdir())
+    maps = [json.loads((folder / f"random-k3-seed{s}.json").read_text())["map"] for s in (0, 1)]
+    assert maps[0] != maps[1]  # random draws differ by seed
+    line = next(ln for ln in res.stdout.splitlines() if "2 seeds: 0, 1" in ln)
+    assert f"mAP {100 * np.mean(maps):.1f} +- {100 * np.std(maps):.1f}" in line
+    bad = subprocess.run([*cmd, "--seeds", "0,0"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "distinct integers" in bad.stderr

@@ -35,13 +35,13 @@ def test_every_plot_file_is_written(harness_env):
 
 
 def test_seeds_of_a_run_are_averaged_settings_kept_apart():
-    from adaframe_env.harness.plots import average_seeds
+    from adaframe_env.harness.runner import aggregate_seeds
 
-    base = {"agent": "lstm-u10", "mu": None, "gflops_mean": 78.0}
+    base = {"agent": "lstm-u10", "mu": None, "gflops_mean": 78.0, "top1": 0.7, "frames_mean": 10.0}
     rows = [{**base, "map": 0.80, "seed": 0}, {**base, "map": 0.84, "seed": 1},
             {**base, "map": 0.70, "seed": 0, "settings": {"readout": "plain"}}]  # fmt: skip
-    merged = sorted(average_seeds(rows), key=lambda r: r["map"])
-    assert [r["n_seeds"] for r in merged] == [1, 2]
+    merged = sorted(aggregate_seeds(rows), key=lambda r: r["map"])
+    assert [r["n_seeds"] for r in merged] == [1, 2] and merged[1]["seeds"] == [0, 1]
     assert merged[1]["map"] == pytest.approx(0.82) and merged[1]["map_std"] == pytest.approx(0.02)
 
 

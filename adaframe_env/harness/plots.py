@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: the caller's backend and state are left alone
 
 from adaframe_env.data.atomic import atomic_output
+from adaframe_env.harness.runner import aggregate_seeds
 
 PLOT_FILES = ("map_vs_gflops.png", "exit_steps.png", "class_frames.png", "location_density.png")
 
@@ -65,29 +66,13 @@ def _settings_tag(r: dict) -> str:
     return "".join(f" {k}={v}" for k, v in sorted((r.get("settings") or {}).items()))
 
 
-def average_seeds(rows: list[dict]) -> list[dict]:
-    """One row per (agent, settings, mu): mAP and GFLOPs averaged over seeds, with the mAP's
-    standard deviation in ``map_std`` and the number of seeds in ``n_seeds``."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["agent"], _settings_tag(r), r.get("mu")), []).append(r)
-    out = []
-    for rs in groups.values():
-        row = dict(rs[0])
-        maps = [r["map"] for r in rs]
-        row.update(map=float(np.mean(maps)), map_std=float(np.std(maps)), n_seeds=len(rs),
-                   gflops_mean=float(np.mean([r["gflops_mean"] for r in rs])))  # fmt: skip
-        out.append(row)
-    return out
-
-
 def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
     """mAP against GFLOPs, one line per agent family; several seeds of a run are averaged
     (error bar: their standard deviation)."""
     fig = Figure(figsize=(7, 4.8))
     ax = fig.subplots()
     groups: dict[str, list[dict]] = {}
-    for r in average_seeds(rows):
+    for r in aggregate_seeds(rows):
         name = family(r["agent"]) + _settings_tag(r) + (" (bound)" if r.get("bound") else "")
         groups.setdefault(name, []).append(r)
     for i, (name, rs) in enumerate(sorted(groups.items())):

@@ -281,6 +281,37 @@ def run_agent(
     return rows
 
 
+def aggregate_seeds(rows: list[dict]) -> list[dict]:
+    """One row per (agent, settings, mu) over several seeds: the first row's fields with mAP,
+    top-1, frames and GFLOPs averaged, ``map_std`` / ``top1_std`` (population std over seeds),
+    ``n_seeds`` and ``seeds``."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        key = (r["agent"], json.dumps(r.get("settings") or {}, sort_keys=True), r.get("mu"))
+        groups.setdefault(key, []).append(r)
+    out = []
+    for rs in groups.values():
+        row = dict(rs[0])
+        for key in ("map", "top1", "frames_mean", "gflops_mean"):
+            row[key] = float(np.mean([r[key] for r in rs]))
+        row.update(map_std=float(np.std([r["map"] for r in rs])),
+                   top1_std=float(np.std([r["top1"] for r in rs])),
+                   n_seeds=len(rs), seeds=[r.get("seed") for r in rs])  # fmt: skip
+        out.append(row)
+    return out
+
+
+def format_seeds_row(row: dict) -> str:
+    name = row["agent"] + "".join(f" {k}={v}" for k, v in sorted(row.get("settings", {}).items()))
+    name += f" mu={row['mu']:g}" if row.get("mu") is not None else ""
+    return (
+        f"{name:<24} mAP {100 * row['map']:.1f} +- {100 * row['map_std']:.1f}, top-1 "
+        f"{100 * row['top1']:.1f} +- {100 * row['top1_std']:.1f}, {row['frames_mean']:.2f} "
+        f"frames, {row['gflops_mean']:.1f} GFLOPs ({row['n_seeds']} seeds: "
+        f"{', '.join(str(x) for x in row['seeds'])})"
+    )
+
+
 # --------------------------------------------------------------------------- printing
 HEADER = (
     f"{'agent':<24} {'mAP':>6} {'top-1':>6} {'frames':>13} {'GFLOPs':>15} "

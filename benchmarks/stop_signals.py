@@ -1,0 +1,130 @@
+"""When do videos stop: on AdaFrame's utility (Algorithm 2) or on its prediction's entropy?
+(paper section 4.3, "Stop Criterion", and Fig. 8)
+
+    python benchmarks/stop_signals.py --agent adaframe-10 [--dataset fcvid] [--seed 0]
+
+Trains AdaFrame-K through the harness (or reuses its cached checkpoint), runs the test split at
+the full budget, and for each stop rule prints and draws the share of videos that have stopped
+by each step, with the mAP and mean frames of the resulting predictions:
+
+- utility: Algorithm 2 with mu = 0.2, 0.5, 0.7 (p = K/2 + 1 below 0.7, else K);
+- entropy: stop at the first step whose prediction entropy is below a threshold, for the
+  thresholds that make the mean exit step match each utility rule's (so the two signals are
+  compared at equal cost), plus fixed 0.5 and 1.0 nats.
+
+Writes ``OUT/<dataset>/stop_signals.png`` and ``stop_signals.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from adaframe_env.data.atomic import atomic_output  # noqa: E402
+from adaframe_env.env import open_store  # noqa: E402
+from adaframe_env.harness.protocol import RunConfig  # noqa: E402
+from adaframe_env.harness.registry import make_agent  # noqa: E402
+from adaframe_env.harness.runner import (  # noqa: E402
+    dataset_name,
+    fingerprint,
+    fit_or_load,
+    resolve_dataset,
+)
+from adaframe_env.metrics import mean_average_precision  # noqa: E402
+from agents.adaframe import lookahead_exit  # noqa: E402
+
+
+def entropy_exit(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """(B, K, C) scores -> 1-based first step whose entropy is below ``threshold`` (else K)."""
+    entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(-1)
+    below = entropy < threshold
+    return np.where(below.any(1), below.argmax(1) + 1, probs.shape[1])
+
+
+def summarize(name: str, exits: np.ndarray, probs: np.ndarray, frames: np.ndarray, labels,
+              k: int) -> dict:  # fmt: skip
+    scores = probs[np.arange(len(exits)), exits - 1]
+    distinct = [len(np.unique(f[:e])) for f, e in zip(frames, exits, strict=True)]
+    stopped = [float(np.mean(exits <= t)) for t in range(1, k + 1)]
+    return {"rule": name, "map": float(mean_average_precision(scores, labels)),
+            "exit_step_mean": float(exits.mean()), "frames_mean": float(np.mean(distinct)),
+            "stopped_by_step": stopped}  # fmt: skip
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--agent", default="adaframe-10")
+    p.add_argument("--dataset", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoints", default=None)
+    p.add_argument("--out", default="results")
+    args = p.parse_args(argv)
+    config = RunConfig(seed=args.seed, progress=False)
+    agent = make_agent(args.agent, config)
+    path = resolve_dataset(args.dataset)
+    store = open_store(path)
+    agent.setup(store, config)
+    fit_or_load(agent, store, config, fingerprint(path), args.checkpoints)
+    test = store.videos("test")
+    with torch.no_grad():
+        r = agent._run(store, test)
+    probs = torch.softmax(r.logits, -1).cpu().numpy()
+    utility = r.utility.cpu().numpy()
+    labels, k = store.label[test], agent.k
+    rows = []
+    for mu in (0.2, 0.5, 0.7):
+        exits = lookahead_exit(utility, mu, k)
+        rows.append(summarize(f"utility mu={mu:g}", exits, probs, r.frames, labels, k))
+        # the entropy threshold whose mean exit step is closest to this rule's
+        grid = np.linspace(0.0, np.log(store.num_classes), 400)
+        means = np.array([entropy_exit(probs, g).mean() for g in grid])
+        best = grid[int(np.argmin(np.abs(means - exits.mean())))]
+        rows.append(summarize(f"entropy < {best:.2f} (same mean exit)",
+                              entropy_exit(probs, best), probs, r.frames, labels, k))  # fmt: skip
+    for threshold in (0.5, 1.0):
+        rows.append(summarize(f"entropy < {threshold:g}", entropy_exit(probs, threshold), probs,
+                              r.frames, labels, k))  # fmt: skip
+    print(f"{args.agent} on {dataset_name(store)} test ({len(test)} videos):")
+    print(f"{'rule':<36} {'mAP':>6} {'exit':>6} {'frames':>7}  stopped by step 1..{k} (%)")
+    for row in rows:
+        shares = " ".join(f"{100 * x:3.0f}" for x in row["stopped_by_step"])
+        print(f"{row['rule']:<36} {100 * row['map']:6.1f} {row['exit_step_mean']:6.2f} "
+              f"{row['frames_mean']:7.2f}  {shares}")  # fmt: skip
+    folder = Path(args.out) / dataset_name(store)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_output(folder / "stop_signals.json") as tmp:
+        Path(tmp).write_text(json.dumps(rows, indent=1))
+    draw(rows, k, folder / "stop_signals.png", f"{args.agent} on {dataset_name(store)}")
+    print(f"wrote {folder / 'stop_signals.json'}, {folder / 'stop_signals.png'}")
+    return 0
+
+
+def draw(rows: list[dict], k: int, path: Path, title: str) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    steps = np.arange(1, k + 1)
+    for i, row in enumerate(rows):
+        style = "-" if row["rule"].startswith("utility") else "--"
+        ax.plot(steps, [100 * x for x in row["stopped_by_step"]], style, marker="o", ms=3,
+                color=f"C{i // 2 if i < 6 else i - 3}", label=f"{row['rule']}: {100 * row['map']:.1f} mAP")  # fmt: skip
+    ax.set_xlabel("step")
+    ax.set_ylabel("videos stopped by this step (%)")
+    ax.set_title(f"{title}: stopping on the utility (solid) vs the entropy (dashed)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -66,7 +66,13 @@ from adaframe_env.metrics import mean_average_precision
 from adaframe_env.rewards import REWARDS, episode_rewards
 from adaframe_env.vector_env import AdaFrameVectorEnv
 from adaframe_env.wrappers import DEFAULT_JUMPS
-from baselines.recurrent import READOUTS, MemoryLSTM, Readout, positional_encoding
+from baselines.recurrent import (
+    READOUTS,
+    MemoryLSTM,
+    Readout,
+    positional_encoding,
+    standardization,
+)
 
 LOCATION_DIM = 16  # size of the encoded location (observe_location)
 POLICIES = ("absolute", "relative", "jumps")
@@ -180,6 +186,25 @@ class Rollout:
             return np.full(self.logits.shape[0], self.logits.shape[1])
         return self.alive.sum(1).cpu().numpy()
 
+    def final_logits(self) -> torch.Tensor:
+        """(B, C) class logits at each episode's exit step."""
+        last = torch.as_tensor(self.exit_steps() - 1, device=self.logits.device)
+        return self.logits[torch.arange(len(last), device=self.logits.device), last]
+
+    @staticmethod
+    def concat(parts: list[Rollout]) -> Rollout:
+        """One rollout from the rollouts of consecutive chunks of videos."""
+
+        def join(values):
+            if values[0] is None:
+                return None
+            return (
+                np.concatenate(values) if isinstance(values[0], np.ndarray) else torch.cat(values)
+            )
+
+        return Rollout(**{f.name: join([getattr(p, f.name) for p in parts])
+                          for f in dataclasses.fields(Rollout)})  # fmt: skip
+
 
 def rollout(net: AdaFrameNet, env: AdaFrameVectorEnv, positions: np.ndarray, norm: dict,
             device, sigma: float | None = None, locations: np.ndarray | None = None) -> Rollout:  # fmt: skip
@@ -276,14 +301,13 @@ def losses(r: Rollout, s: AdaFrameSettings) -> dict[str, torch.Tensor]:
     y = torch.as_tensor(r.labels, device=device)
     b, k = r.logits.shape[:2]
     alive = r.alive if r.alive is not None else torch.ones(b, k, dtype=torch.bool, device=device)
-    last = alive.sum(1) - 1  # 0-based exit step
     if s.perstep_loss:
         per_step = nn.functional.cross_entropy(
             r.logits.flatten(0, 1), y.repeat_interleave(k), reduction="none"
         ).view(b, k)
         l_cls = (per_step * alive).sum() / alive.sum()
     else:
-        l_cls = nn.functional.cross_entropy(r.logits[torch.arange(b, device=device), last], y)
+        l_cls = nn.functional.cross_entropy(r.final_logits(), y)
     probs = torch.softmax(r.logits.detach(), -1).cpu().numpy()
     rewards = episode_rewards(s.reward, probs, r.labels)
     rewards[:, 1:] -= s.frame_cost
@@ -390,7 +414,7 @@ class RecurrentFrameAgent(TorchAgent):
         self._rollouts.clear()
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
-        self.buffers = _standardization(store, train_videos, rng)
+        self.buffers = standardization(store, train_videos, rng)
         epochs = config.epochs if config.epochs is not None else s.epochs
         batch = min(s.batch_size, len(train_videos))
         env = self._env(store, "train", batch)
@@ -419,8 +443,7 @@ class RecurrentFrameAgent(TorchAgent):
                 terms["total"].backward()
                 opt.step()
                 exits = r.exit_steps()
-                final = r.logits[torch.arange(len(exits)), torch.as_tensor(exits) - 1]
-                correct = (final.argmax(-1).cpu().numpy() == r.labels).mean()
+                correct = (r.final_logits().argmax(-1).cpu().numpy() == r.labels).mean()
                 distinct = np.mean(
                     [len(np.unique(f[:e])) for f, e in zip(r.frames, exits, strict=True)]
                 )
@@ -444,9 +467,7 @@ class RecurrentFrameAgent(TorchAgent):
     def _val_map(self, store, val) -> float:
         if len(val) == 0:
             return float("nan")
-        r = self._run(store, val)
-        exits = torch.as_tensor(r.exit_steps()) - 1
-        scores = torch.softmax(r.logits[torch.arange(len(exits)), exits], -1).cpu().numpy()
+        scores = torch.softmax(self._run(store, val).final_logits(), -1).cpu().numpy()
         return float(mean_average_precision(scores, store.label[val]))
 
     # ------------------------------------------------------------------ inference
@@ -463,15 +484,7 @@ class RecurrentFrameAgent(TorchAgent):
         parts = [rollout(self.model, env, positions[i : i + env.num_envs], self.buffers,
                          self.device, locations=locations)
                  for i in range(0, len(videos), env.num_envs)]  # fmt: skip
-        return Rollout(
-            logits=torch.cat([p.logits for p in parts]),
-            utility=torch.cat([p.utility for p in parts]),
-            log_prob=None,
-            location=torch.cat([p.location for p in parts]),
-            frames=np.concatenate([p.frames for p in parts]),
-            labels=None,
-            alive=torch.cat([p.alive for p in parts]) if parts[0].alive is not None else None,
-        )
+        return Rollout.concat(parts)
 
     def exits(self, r: Rollout, mu: float | None) -> np.ndarray:
         """1-based exit step of each video: its own stop decisions, else the full budget."""
@@ -522,19 +535,6 @@ class AdaFrameAgent(RecurrentFrameAgent):
         if mu is None:
             return np.full(r.logits.shape[0], self.k)
         return lookahead_exit(r.utility.cpu().numpy(), mu, self.k)
-
-
-def _standardization(store, train_videos, rng) -> dict:
-    """Train-split mean and std of heavy features (a sample of frames) and of the light
-    features of the 16-frame memory (used for any memory size: the same light features)."""
-    rows = np.concatenate(
-        [np.arange(store.offset[v], store.offset[v] + store.length[v]) for v in train_videos]
-    )
-    sample = np.sort(rng.choice(rows, min(20000, len(rows)), replace=False))
-    feats = store.array("features")[sample].astype(np.float32)
-    light = store.memory(train_videos).reshape(-1, store.light_dim).astype(np.float32)
-    return {"mean": feats.mean(0), "std": feats.std(0) + 1e-3,
-            "mem_mean": light.mean(0), "mem_std": light.std(0) + 1e-3}  # fmt: skip
 
 
 def _format_epoch(row: dict) -> str:

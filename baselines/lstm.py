@@ -30,7 +30,7 @@ from adaframe_env.harness.protocol import RunConfig, TorchAgent, VideoResult
 from adaframe_env.harness.settings import apply_settings
 from baselines.avgpool import pooled_scores
 from baselines.fixed import sampled_frames
-from baselines.recurrent import READOUTS, MemoryLSTM, Readout
+from baselines.recurrent import READOUTS, MemoryLSTM, Readout, standardization
 from baselines.sampling import jittered_uniform_frames, select_frames
 
 
@@ -122,15 +122,7 @@ class LSTMAgent(TorchAgent):
 
     def fit(self, store, train_videos, config: RunConfig) -> None:
         s, rng = self.settings, np.random.default_rng(config.seed)
-        # standardization statistics from train-split frames only (no test data leaks in)
-        train_rows = np.concatenate(
-            [np.arange(store.offset[v], store.offset[v] + store.length[v]) for v in train_videos]
-        )
-        sample = np.sort(rng.choice(train_rows, min(20000, len(train_rows)), replace=False))
-        feats = store.array("features")[sample].astype(np.float32)
-        light = store.memory(train_videos).reshape(-1, store.light_dim).astype(np.float32)
-        self.buffers = {"mean": feats.mean(0), "std": feats.std(0) + 1e-3,
-                        "mem_mean": light.mean(0), "mem_std": light.std(0) + 1e-3}  # fmt: skip
+        self.buffers = standardization(store, train_videos, rng)
         opt = torch.optim.Adam(self.model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         epochs = config.epochs if config.epochs is not None else s.epochs
         labels = torch.from_numpy(store.label).long().to(self.device)

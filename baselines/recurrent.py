@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -139,6 +140,19 @@ class MemoryLSTM(nn.Module):
 
 
 READOUTS = ("residual", "plain", "recognizer")
+
+
+def standardization(store, train_videos: np.ndarray, rng: np.random.Generator) -> dict:
+    """Train-split mean and std of heavy features (a sample of up to 20,000 frames) and of the
+    light features of the 16-frame memory, so that no val/test data leaks into the inputs."""
+    rows = np.concatenate(
+        [np.arange(store.offset[v], store.offset[v] + store.length[v]) for v in train_videos]
+    )
+    sample = np.sort(rng.choice(rows, min(20000, len(rows)), replace=False))
+    feats = store.array("features")[sample].astype(np.float32)
+    light = store.memory(train_videos).reshape(-1, store.light_dim).astype(np.float32)
+    return {"mean": feats.mean(0), "std": feats.std(0) + 1e-3,
+            "mem_mean": light.mean(0), "mem_std": light.std(0) + 1e-3}  # fmt: skip
 
 
 class Readout(nn.Module):

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adaframe_env.env import open_store  # noqa: E402
 from adaframe_env.harness.protocol import RunConfig  # noqa: E402
 from adaframe_env.metrics import mean_average_precision  # noqa: E402
-from agents.adaframe import AdaFrameAgent, rollout  # noqa: E402
+from agents.adaframe import AdaFrameAgent, Rollout, rollout  # noqa: E402
 from baselines.avgpool import pooled_scores  # noqa: E402
 
 
@@ -72,11 +72,11 @@ def diagnose(store, settings: dict, budget: int, seed: int) -> dict:
     with torch.no_grad():
         for sigma in (0.1, 0.2):
             torch.manual_seed(seed)
-            parts = [rollout(agent.model, env, positions[i : i + env.num_envs], agent.buffers,
-                             agent.device, sigma=sigma)
-                     for i in range(0, len(val), env.num_envs)]  # fmt: skip
-            logits = torch.cat([p.logits[:, -1] for p in parts])
-            frames = np.concatenate([p.frames for p in parts])
+            sampled = Rollout.concat([
+                rollout(agent.model, env, positions[i : i + env.num_envs], agent.buffers,
+                        agent.device, sigma=sigma)
+                for i in range(0, len(val), env.num_envs)])  # fmt: skip
+            logits, frames = sampled.final_logits(), sampled.frames
             out[f"sampled_sigma_{sigma}"] = {
                 "net": m(torch.softmax(logits, -1).numpy()),
                 "avgpool_on_its_frames": m(pooled_scores(store, val, list(frames))),

@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: the caller's backend and state are left alone
 
 from adaframe_env.data.atomic import atomic_output
-from adaframe_env.harness.runner import aggregate_seeds
+from adaframe_env.harness.runner import aggregate_seeds, settings_tag
 
 PLOT_FILES = ("map_vs_gflops.png", "exit_steps.png", "class_frames.png", "location_density.png")
 
@@ -62,10 +62,6 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _settings_tag(r: dict) -> str:
-    return "".join(f" {k}={v}" for k, v in sorted((r.get("settings") or {}).items()))
-
-
 def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
     """mAP against GFLOPs, one line per agent family; several seeds of a run are averaged
     (error bar: their standard deviation)."""
@@ -73,7 +69,7 @@ def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
     ax = fig.subplots()
     groups: dict[str, list[dict]] = {}
     for r in aggregate_seeds(rows):
-        name = family(r["agent"]) + _settings_tag(r) + (" (bound)" if r.get("bound") else "")
+        name = family(r["agent"]) + settings_tag(r) + (" (bound)" if r.get("bound") else "")
         groups.setdefault(name, []).append(r)
     for i, (name, rs) in enumerate(sorted(groups.items())):
         rs = sorted(rs, key=lambda r: r["gflops_mean"])

@@ -201,14 +201,12 @@ class TorchAgent(BaseAgent):
                 f"{path}: trained on {describe_data(saved)}, but this cache is "
                 f"{describe_data(self.data)}; train a new model for it"
             )
-        hparams = state.get("hparams")
-        if hparams and hparams != self.hparams():
-            changed = sorted(k for k in set(hparams) | set(self.hparams())
-                             if hparams.get(k) != self.hparams().get(k))  # fmt: skip
+        saved, mine = state.get("hparams"), self.hparams()
+        if saved and saved != mine:
+            changed = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
             raise ValueError(
                 f"{path}: trained with other hyperparameters ({', '.join(changed)}: "
-                f"{[hparams.get(k) for k in changed]} there, "
-                f"{[self.hparams().get(k) for k in changed]} here)"
+                f"{[saved.get(k) for k in changed]} there, {[mine.get(k) for k in changed]} here)"
             )
         self.model.load_state_dict(state["model"])  # built by setup()
         self.buffers = {k: v.numpy() for k, v in state["buffers"].items()}

@@ -73,13 +73,18 @@ def _scsampler(m, config):
     return SCSamplerAgent(_k(m))
 
 
+def _k_or_budget(m: re.Match, config: RunConfig) -> int:
+    """K from the name (``oracle-10``), else from ``--budget``."""
+    k = _k(m) if m.group("k") else config.budget
+    if k is None:
+        raise ValueError(f"{m.group(0)} needs a frame count: --budget K or {m.group(0)}-K")
+    return k
+
+
 def _oracle(m, config):
     from baselines.oracle import OracleAgent
 
-    k = _k(m) if m.group("k") else config.budget
-    if k is None:
-        raise ValueError("oracle needs a frame count: --budget K or oracle-K")
-    return OracleAgent(k)
+    return OracleAgent(_k_or_budget(m, config))
 
 
 def _policy(m, config):
@@ -97,17 +102,11 @@ def _sb3(m, config):
 def _adaframe(m, config):
     from agents.adaframe import AdaFrameAgent
 
-    k = _k(m) if m.group("k") else config.budget
-    if k is None:
-        raise ValueError("adaframe needs a budget: --budget K or adaframe-K")
-    return AdaFrameAgent(k, settings=config.settings)
+    return AdaFrameAgent(_k_or_budget(m, config), settings=config.settings)
 
 
 def _glimpse(m, config):
-    k = _k(m) if m.group("k") else config.budget
-    if k is None:
-        raise ValueError(f"{m.group(0)} needs a budget: --budget K")
-    g = m.group("g") is not None
+    k, g = _k_or_budget(m, config), m.group("g") is not None
     if m.group("m") == "frameglimpse":
         from agents.frameglimpse import FrameGlimpseAgent
 

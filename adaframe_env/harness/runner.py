@@ -287,7 +287,7 @@ def aggregate_seeds(rows: list[dict]) -> list[dict]:
     ``n_seeds`` and ``seeds``."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        key = (r["agent"], json.dumps(r.get("settings") or {}, sort_keys=True), r.get("mu"))
+        key = (r["agent"], settings_tag(r), r.get("mu"))
         groups.setdefault(key, []).append(r)
     out = []
     for rs in groups.values():
@@ -301,9 +301,19 @@ def aggregate_seeds(rows: list[dict]) -> list[dict]:
     return out
 
 
+def settings_tag(row: dict) -> str:
+    """`` key=value`` for each ``--set`` setting of a run (empty without settings)."""
+    return "".join(f" {k}={v}" for k, v in sorted((row.get("settings") or {}).items()))
+
+
+def row_label(row: dict) -> str:
+    """The agent name with its settings and mu, as the tables print it."""
+    mu = f" mu={row['mu']:g}" if row.get("mu") is not None else ""
+    return row["agent"] + settings_tag(row) + mu
+
+
 def format_seeds_row(row: dict) -> str:
-    name = row["agent"] + "".join(f" {k}={v}" for k, v in sorted(row.get("settings", {}).items()))
-    name += f" mu={row['mu']:g}" if row.get("mu") is not None else ""
+    name = row_label(row)
     return (
         f"{name:<24} mAP {100 * row['map']:.1f} +- {100 * row['map_std']:.1f}, top-1 "
         f"{100 * row['top1']:.1f} +- {100 * row['top1_std']:.1f}, {row['frames_mean']:.2f} "
@@ -320,10 +330,7 @@ HEADER = (
 
 
 def format_row(row: dict) -> str:
-    name = row["agent"] + "".join(f" {k}={v}" for k, v in sorted(row.get("settings", {}).items()))
-    name += f" mu={row['mu']:g}" if row.get("mu") is not None else ""
-    if row.get("bound"):
-        name += " (bound)"
+    name = row_label(row) + (" (bound)" if row.get("bound") else "")
     return (
         f"{name:<24} {100 * row['map']:6.1f} {100 * row['top1']:6.1f} "
         f"{row['frames_mean']:6.2f}+-{row['frames_std']:<5.2f} "

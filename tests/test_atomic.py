@@ -141,6 +141,25 @@ def test_stale_partials_are_swept_even_when_the_new_write_fails(tmp_path):
     assert partials(tmp_path) == [] and dest.read_bytes() == b"old"
 
 
+def test_scratch_files_are_removed_and_swept_like_partials(tmp_path):
+    """An import's staging scratch: gone after the write, whatever happens; a killed writer's
+    scratch is swept by the next write to the same destination."""
+    dest = tmp_path / "out.h5"
+    with pytest.raises(RuntimeError):
+        with atomic.scratch_file(dest, "heavy") as scratch:
+            assert scratch.name == f".out.h5.{os.getpid()}.heavy.partial"
+            scratch.write_bytes(b"rows")
+            raise RuntimeError
+    assert partials(tmp_path) == []
+    dead = tmp_path / f".out.h5.{dead_pid()}.heavy.partial"
+    alive = tmp_path / f".out.h5.{os.getppid()}.light.partial"
+    for p in (dead, alive):
+        p.write_bytes(b"leftover")
+    with atomic_output(dest) as tmp:
+        tmp.write_bytes(b"new")
+    assert partials(tmp_path) == [alive.name]
+
+
 def test_write_cache_validates_before_renaming(tmp_path):
     """A cache under its final name always passes validation; a bad one never gets there."""
     arrays, attrs = generate(preset("tiny"), progress=False)

@@ -4,18 +4,22 @@ Writers produce a temporary file beside the destination (same filesystem, so the
 ``os.replace`` is atomic), fsync it, rename it over the destination and fsync the directory.
 Ctrl-C, an exception or SIGKILL at any moment leaves at most a ``.NAME.*.partial`` file behind,
 never a half-written file under the final name; leftovers of dead writers are swept the next
-time anyone writes to the same destination.
+time anyone writes to the same destination. A writer that needs scratch space beside its
+output (an import's staging arrays) takes a :func:`scratch_file`, named and swept the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 _SUFFIX = ".partial"
+# What sits between ``.NAME.`` and ``.partial``: the writer's pid, then an optional scratch tag.
+_OWNER = re.compile(r"(\d+)(?:\.[a-z]+)?")
 
 
 def _temp_name(dest: Path) -> Path:
@@ -24,8 +28,8 @@ def _temp_name(dest: Path) -> Path:
 
 def _sweep_dead_partials(dest: Path) -> None:
     for p in dest.parent.glob(f".{dest.name}.*{_SUFFIX}"):
-        pid = p.name[len(dest.name) + 2 : -len(_SUFFIX)]
-        if pid.isdigit() and not _alive(int(pid)):
+        owner = _OWNER.fullmatch(p.name[len(dest.name) + 2 : -len(_SUFFIX)])
+        if owner and not _alive(int(owner.group(1))):
             p.unlink(missing_ok=True)
 
 
@@ -72,3 +76,24 @@ def atomic_output(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def scratch_file(dest: str | os.PathLike, tag: str) -> Iterator[Path]:
+    """Yield a scratch path beside ``dest`` (``.NAME.PID.TAG.partial``), removed on exit.
+
+    For writers that stage data on disk before the real output exists (it is beside ``dest``
+    because that filesystem is the one known to have room for the output). If the process is
+    killed, the next :func:`atomic_output` to ``dest`` sweeps it like a stale partial.
+    ``tag`` is lowercase letters.
+    """
+    if not re.fullmatch(r"[a-z]+", tag):
+        raise ValueError(f"scratch tag must be lowercase letters, got {tag!r}")
+    dest = Path(dest).absolute()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    path = dest.with_name(f".{dest.name}.{os.getpid()}.{tag}{_SUFFIX}")
+    path.unlink(missing_ok=True)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)

@@ -4,6 +4,7 @@
     adaframe info FILE
     adaframe validate FILE
     adaframe fit-recognizer FILE [--seed 0]
+    adaframe import FEATURE_DIR --labels LABELS.csv --out FILE.h5 [--light-dir DIR]
 
 Errors in the user's input (a bad file, a bad argument) print one line and exit with status 2;
 they never end in a traceback.
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=_fit)
+
+    _add_import(sub)
 
     args = parser.parse_args(argv)
     target = getattr(args, "out", None) or (args.file if args.command == "fit-recognizer" else None)
@@ -187,6 +190,115 @@ def _fit(args) -> int:
     report = fit_recognizer_file(args.file, seed=args.seed, progress=not args.no_progress)
     print(f"fitted the recognizer heads of {args.file} in {time.time() - t0:.1f} s")
     print("\n".join(report.lines()))
+    return 0
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
+def _add_import(sub) -> None:
+    p = sub.add_parser(
+        "import",
+        help="build a fitted cache from your own per-video features (.npy or .pth files)",
+        description="Build a validated, recognizer-fitted cache from a folder of per-video "
+        "(T, D) .npy files or .pth files holding {'fea': T x D} (LiteEval's convention). See "
+        "adaframe_env/data/importer.py for the choices (derived light view, carved splits).",
+    )
+    p.add_argument("feature_dir", type=Path, help="folder of the heavy backbone's features")
+    p.add_argument("--labels", required=True, type=Path,
+                   help="CSV with the header video,label[,split]; a row per video")  # fmt: skip
+    p.add_argument("--out", required=True, type=Path, help="destination .h5 file")
+    p.add_argument("--light-dir", type=Path,
+                   help="folder of the light backbone's (T, Dl) features, same names; without "
+                   "it the light view is a random projection of the heavy features and costs "
+                   "the heavy backbone's GFLOPs")  # fmt: skip
+    p.add_argument("--classes", type=Path,
+                   help="class names, one a line, in index order (default: the CSV's, sorted)")  # fmt: skip
+    p.add_argument("--backbone", default="resnet101", help="heavy backbone (default resnet101)")
+    p.add_argument("--gflops", type=_positive, default=7.82,
+                   help="its GFLOPs per frame (default 7.82, ResNet-101)")  # fmt: skip
+    p.add_argument("--light-backbone", default="mobilenetv2-112",
+                   help="light backbone, with --light-dir (default mobilenetv2-112)")  # fmt: skip
+    p.add_argument("--light-gflops", type=_positive, default=1.32 / 16,
+                   help="its GFLOPs per frame (default 0.0825: MobileNetV2 at 112x112)")  # fmt: skip
+    p.add_argument("--light-dim", type=int, help="dims of the derived light view (default 128)")
+    p.add_argument("--fps", type=_positive, default=1.0, help="feature frames per second")
+    p.add_argument("--dataset", help="dataset name, for results folders (default: --out's stem)")
+    p.add_argument("--val-fraction", type=_fraction, default=0.1,
+                   help="share of train carved into val when no row is val (default 0.1)")  # fmt: skip
+    p.add_argument("--test-fraction", type=_fraction, default=0.0,
+                   help="share of train carved into test when no row is test (default 0)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="carving, light projection, recognizer")
+    p.add_argument("--fit-rows", type=int, default=300_000,
+                   help="train frames per recognizer head, at most (RAM: rows x D x 10 bytes)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(run=_import)
+
+
+def _import(args) -> int:
+    from adaframe_env.data.feature_files import folder_videos
+    from adaframe_env.data.importer import carve_splits, import_features
+    from adaframe_env.data.schema import SPLITS
+
+    if args.out.is_dir():
+        print(
+            f"adaframe import: --out {args.out} is a directory; give a file name", file=sys.stderr
+        )
+        return 2
+    if args.fit_rows < 1 or (args.light_dim is not None and args.light_dim < 1):
+        print("adaframe import: --fit-rows and --light-dim must be at least 1", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    found = folder_videos(args.feature_dir, args.labels, args.light_dir, args.classes)
+    # Fail on unusable splits now, not after reading every feature file.
+    index = {name: i for i, name in enumerate(found.class_names)}
+    carve_splits(
+        np.array([index[v.label] for v in found.videos]),
+        np.array([SPLITS[v.split or "train"] for v in found.videos]),
+        args.val_fraction,
+        args.test_fraction,
+        args.seed,
+        source=str(args.labels),
+    )
+    if found.unlabelled:
+        print(
+            f"adaframe import: warning: {len(found.unlabelled)} feature file(s) in "
+            f"{args.feature_dir} have no row in {args.labels} and are left out "
+            f"(first: {found.unlabelled[0].name})",
+            file=sys.stderr,
+        )
+    report = import_features(
+        args.out,
+        found.videos,
+        class_names=found.class_names,
+        fps=args.fps,
+        backbone=args.backbone,
+        gflops_per_frame=args.gflops,
+        light_backbone=args.light_backbone,
+        light_gflops_per_frame=args.light_gflops,
+        light_dim=args.light_dim,
+        dataset=args.dataset,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        fit_rows=args.fit_rows,
+        progress=not args.no_progress,
+    )
+    print(f"{report.lines()[0]} in {time.time() - t0:.1f} s")
+    print("\n".join(report.lines()[1:] + report.recognizer.lines()))
+    if report.split_counts["test"] == 0:
+        print("no test videos: benchmark with --split val, or carve some with --test-fraction")
     return 0
 
 

@@ -303,3 +303,83 @@ def fit_recognizer_file(
                 f.attrs[key] = value
         validate(tmp)
     return report
+
+
+# ------------------------------------------------------------------ out-of-core (import)
+
+
+@dataclass(frozen=True)
+class CrossFittedHeads:
+    """One view's heads: the one fit on all train videos and one per fold (see module doc)."""
+
+    weight: np.ndarray  # (C, D)
+    bias: np.ndarray  # (C,)
+    fold_weight: np.ndarray  # (folds, C, D)
+    fold_bias: np.ndarray  # (folds, C)
+
+    def logits(self, x: np.ndarray, fold: np.ndarray) -> np.ndarray:
+        """float16 logits of rows ``x`` whose videos are in folds ``fold`` (-1: val/test, scored
+        by the full head; k: scored by fold k's head, which never saw that video)."""
+        x = np.asarray(x, np.float32)
+        out = np.empty((len(x), len(self.bias)), np.float32)
+        held = fold < 0
+        out[held] = x[held] @ self.weight.T + self.bias
+        for k in np.unique(fold[~held]):
+            rows = fold == k
+            out[rows] = x[rows] @ self.fold_weight[k].T + self.fold_bias[k]
+        return out.astype(np.float16)
+
+    def arrays(self, view: str) -> dict[str, np.ndarray]:
+        """The schema's ``recognizer/{view}_*`` datasets."""
+        return {
+            f"recognizer/{view}_weight": self.weight,
+            f"recognizer/{view}_bias": self.bias,
+            f"recognizer/{view}_fold_weight": self.fold_weight,
+            f"recognizer/{view}_fold_bias": self.fold_bias,
+        }
+
+
+def fit_heads_out_of_core(
+    x,
+    length: np.ndarray,
+    label: np.ndarray,
+    fold: np.ndarray,
+    num_classes: int,
+    seed: int = 0,
+    max_rows: int = 300_000,
+    bar=None,
+) -> CrossFittedHeads:
+    """Fit one view's cross-fitted heads reading only the rows each fit uses.
+
+    ``x`` is the (F, D) frame array of the view, possibly a ``np.memmap`` of a file larger than
+    RAM; ``fold`` is :func:`assign_folds`' (N,) output. Each head is fit on at most ``max_rows``
+    of its train frames, drawn (seeded) *before* they are read, so a fit holds about
+    ``max_rows x D x 10`` bytes (the float16 rows, their float32 copy, the standardized copy)
+    whatever the size of the cache. Same seeds and choices as :func:`fit_and_attach`, which
+    keeps its in-RAM path for the caches the proxies write.
+    """
+    length = np.asarray(length, np.int64)
+    label = np.asarray(label, np.int64)
+    ends = np.cumsum(length)
+    frame_fold = np.repeat(np.asarray(fold, np.int8), length)
+    train_rows = np.flatnonzero(frame_fold >= 0)
+    folds = int(fold.max()) + 1
+
+    def fit(rows: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(rows) > max_rows:
+            rng = np.random.default_rng(s)
+            rows = rows[np.sort(rng.choice(len(rows), max_rows, replace=False))]
+        y = label[np.searchsorted(ends, rows, side="right")]
+        head = fit_softmax(np.asarray(x[rows]), y, num_classes, s, max_rows=max_rows)
+        if bar is not None:
+            bar.update()
+        return head
+
+    w, b = fit(train_rows, seed)
+    fold_heads = [fit(train_rows[frame_fold[train_rows] != k], seed + 1 + k) for k in range(folds)]
+    return CrossFittedHeads(
+        weight=w,
+        bias=b,
+        fold_weight=np.stack([h[0] for h in fold_heads]),
+        fold_bias=np.stack([h[1] for h in fold_heads]),
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,25 @@ from scipy.stats import spearmanr
 def records(run_json: str) -> list[dict]:
     row = json.loads(Path(run_json).read_text())
     return json.loads((Path(run_json).parent / row["records"]).read_text())
+
+
+def class_correlation(agent: list[dict], base: list[dict]) -> dict[str, dict]:
+    """For ``exit_step`` and ``frames``: mean and std over videos, and Spearman's rho (and its
+    p-value) between a class's mean and its accuracy under ``base`` (records of the same
+    videos, in the same order)."""
+    label = np.array([r["label"] for r in agent])
+    classes = np.unique(label)
+    correct = np.array([r["predicted"] == r["label"] for r in base])
+    accuracy = [correct[label == c].mean() for c in classes]
+    out = {}
+    for key in ("exit_step", "frames"):
+        values = np.array([r[key] for r in agent], dtype=float)
+        with warnings.catch_warnings():  # a constant input (tiny data) gives nan, said so
+            warnings.simplefilter("ignore")
+            rho, pvalue = spearmanr([values[label == c].mean() for c in classes], accuracy)
+        out[key] = {"mean": float(values.mean()), "std": float(values.std()), "rho": float(rho),
+                    "p": float(pvalue), "classes": len(classes)}  # fmt: skip
+    return out
 
 
 def main(argv=None) -> int:
@@ -34,16 +54,9 @@ def main(argv=None) -> int:
     agent, base = records(args.agent_run), records(args.baseline_run)
     if [r["id"] for r in agent] != [r["id"] for r in base]:
         sys.exit("exit_vs_difficulty.py: the two runs are not over the same videos")
-    label = np.array([r["label"] for r in agent])
-    classes = np.unique(label)
-    correct = np.array([r["predicted"] == r["label"] for r in base])
-    accuracy = [correct[label == c].mean() for c in classes]
-    for key in ("exit_step", "frames"):
-        values = np.array([r[key] for r in agent], dtype=float)
-        per_class = [values[label == c].mean() for c in classes]
-        rho, pvalue = spearmanr(per_class, accuracy)
-        print(f"{key}: mean {values.mean():.2f}, std {values.std():.2f}; Spearman rho with "
-              f"per-class accuracy {rho:+.3f} (p = {pvalue:.3g}, {len(classes)} classes)")  # fmt: skip
+    for key, c in class_correlation(agent, base).items():
+        print(f"{key}: mean {c['mean']:.2f}, std {c['std']:.2f}; Spearman rho with "
+              f"per-class accuracy {c['rho']:+.3f} (p = {c['p']:.3g}, {c['classes']} classes)")  # fmt: skip
     return 0
 
 

@@ -57,6 +57,31 @@ def summarize(name: str, exits: np.ndarray, probs: np.ndarray, frames: np.ndarra
             "stopped_by_step": stopped}  # fmt: skip
 
 
+def compare_stop_rules(agent, store, videos) -> list[dict]:
+    """Rows of :func:`summarize` for the utility rules (mu = 0.2, 0.5, 0.7), the entropy
+    thresholds matching each one's mean exit step, and fixed 0.5 / 1.0 nats, for a trained
+    AdaFrame ``agent`` on ``videos`` (one full-budget rollout shared by every rule)."""
+    with torch.no_grad():
+        r = agent._run(store, videos)
+    probs = torch.softmax(r.logits, -1).cpu().numpy()
+    utility = r.utility.cpu().numpy()
+    labels, k = store.label[videos], agent.k
+    rows = []
+    for mu in (0.2, 0.5, 0.7):
+        exits = lookahead_exit(utility, mu, k)
+        rows.append(summarize(f"utility mu={mu:g}", exits, probs, r.frames, labels, k))
+        # the entropy threshold whose mean exit step is closest to this rule's
+        grid = np.linspace(0.0, np.log(store.num_classes), 400)
+        means = np.array([entropy_exit(probs, g).mean() for g in grid])
+        best = grid[int(np.argmin(np.abs(means - exits.mean())))]
+        rows.append(summarize(f"entropy < {best:.2f} (same mean exit)",
+                              entropy_exit(probs, best), probs, r.frames, labels, k))  # fmt: skip
+    for threshold in (0.5, 1.0):
+        rows.append(summarize(f"entropy < {threshold:g}", entropy_exit(probs, threshold), probs,
+                              r.frames, labels, k))  # fmt: skip
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -74,24 +99,8 @@ def main(argv=None) -> int:
     agent.setup(store, config)
     fit_or_load(agent, store, config, fingerprint(path), args.checkpoints)
     test = store.videos("test")
-    with torch.no_grad():
-        r = agent._run(store, test)
-    probs = torch.softmax(r.logits, -1).cpu().numpy()
-    utility = r.utility.cpu().numpy()
-    labels, k = store.label[test], agent.k
-    rows = []
-    for mu in (0.2, 0.5, 0.7):
-        exits = lookahead_exit(utility, mu, k)
-        rows.append(summarize(f"utility mu={mu:g}", exits, probs, r.frames, labels, k))
-        # the entropy threshold whose mean exit step is closest to this rule's
-        grid = np.linspace(0.0, np.log(store.num_classes), 400)
-        means = np.array([entropy_exit(probs, g).mean() for g in grid])
-        best = grid[int(np.argmin(np.abs(means - exits.mean())))]
-        rows.append(summarize(f"entropy < {best:.2f} (same mean exit)",
-                              entropy_exit(probs, best), probs, r.frames, labels, k))  # fmt: skip
-    for threshold in (0.5, 1.0):
-        rows.append(summarize(f"entropy < {threshold:g}", entropy_exit(probs, threshold), probs,
-                              r.frames, labels, k))  # fmt: skip
+    rows = compare_stop_rules(agent, store, test)
+    k = agent.k
     print(f"{args.agent} on {dataset_name(store)} test ({len(test)} videos):")
     print(f"{'rule':<36} {'mAP':>6} {'exit':>6} {'frames':>7}  stopped by step 1..{k} (%)")
     for row in rows:

@@ -1,7 +1,8 @@
 """Pictures of a dataset's results folder (``benchmarks/plot.py DIR``), after paper Fig. 3-7.
 
 - ``map_vs_gflops.png`` (Fig. 3): every run of the dataset, mAP against mean GFLOPs per video;
-  runs of one family (same name up to K / mu) are joined; bounds (the oracle) are hollow and
+  runs of one family are joined (same name up to K; an adaptive agent's runs over mu at one
+  K, as the paper draws AdaFrame-3/5/10); bounds (the oracle) are hollow and
   dashed, they are not competitors.
 - ``exit_steps.png`` (Fig. 4): per run, the fraction of videos that exit at each step (circle
   area) and the accuracy of those videos (colour).
@@ -69,7 +70,9 @@ def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
     ax = fig.subplots()
     groups: dict[str, list[dict]] = {}
     for r in aggregate_seeds(rows):
-        name = family(r["agent"]) + settings_tag(r) + (" (bound)" if r.get("bound") else "")
+        # an adaptive agent's line runs over mu at its own K (paper Fig. 3); others over K
+        base = r["agent"] if r.get("mu") is not None else family(r["agent"])
+        name = base + settings_tag(r) + (" (bound)" if r.get("bound") else "")
         groups.setdefault(name, []).append(r)
     for i, (name, rs) in enumerate(sorted(groups.items())):
         rs = sorted(rs, key=lambda r: r["gflops_mean"])
@@ -87,7 +90,7 @@ def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
         for rr, xi, yi in zip(rs, x, y, strict=True):
             tag = rr["agent"][len(family(rr["agent"])) :].lstrip("-")
             if rr.get("mu") is not None:
-                tag += f" mu={rr['mu']:g}"
+                tag = f"mu={rr['mu']:g}"
             if tag:
                 ax.annotate(tag, (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=7)
     ax.set_xscale("log")  # "all frames" costs ~15x K=10: a linear axis crushes the rest

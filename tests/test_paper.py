@@ -58,7 +58,7 @@ def test_paper_writes_its_report_and_resumes_without_rerunning(harness_env, monk
     (folder,) = [p for p in results.iterdir() if p.is_dir()]
     report = (folder / "paper.md").read_text()
     assert "| AvgPooling | " in report and "(78.9)" in report  # the paper's U10 beside ours
-    assert "| AdaFrame K -> K' | 5 -> " in report
+    assert "| AdaFrame: K -> K' | 5 -> " in report
     assert "not run (77.8)" in report  # an LSTM cell this plan left out, said so
     for fig in ("fig3_map_vs_gflops", "fig4_exit_steps", "fig7_locations", "fig8_stop_signals"):
         assert (folder / "paper" / f"{fig}.png").stat().st_size > 1000

@@ -26,7 +26,7 @@ from adaframe_env.data.importer import (
     carve_splits,
     light_projection,
 )
-from adaframe_env.data.recognizer import assign_folds, fit_heads_out_of_core
+from adaframe_env.data.recognizer import assign_folds, fit_and_attach, fit_heads_out_of_core
 from adaframe_env.data.schema import SPLITS
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -157,6 +157,24 @@ def test_npy_folder_with_splits_and_derived_light(npy_import):
     # The unlabelled file was left out, and nothing was left beside the output.
     assert "stray" not in set(store.video_id)
     assert sorted(p.name for p in out.parent.iterdir()) == ["mine.h5"]
+
+
+def test_streamed_fit_matches_the_in_ram_fit(npy_import):
+    """On a cache smaller than ``fit_rows`` the out-of-core heads are the in-RAM fit's heads
+    (same folds, seeds and rows), and the logits agree up to float16 rounding."""
+    out, _ = npy_import
+    with h5py.File(out, "r") as f:
+        stored = {name: f[name][()] for name in ("frames/logits", "frames/light_logits")}
+        stored.update({f"recognizer/{k}": v[()] for k, v in f["recognizer"].items()})
+        arrays = {name: f[name][()] for name in ("frames/features", "frames/light",
+                  "videos/offset", "videos/length", "videos/label", "videos/split")}  # fmt: skip
+        arrays["classes/name"] = f["classes/name"].asstr()[:]
+    fit_and_attach(arrays, seed=0, progress=False)
+    for name, value in stored.items():
+        if name.startswith("recognizer/"):
+            np.testing.assert_array_equal(value, arrays[name], err_msg=name)
+        else:
+            np.testing.assert_allclose(value, arrays[name], rtol=1e-3, atol=1e-3, err_msg=name)
 
 
 def test_cli_prints_summary_warns_about_unlabelled_and_checks_splits_first(tmp_path, capsys):

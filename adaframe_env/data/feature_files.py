@@ -8,7 +8,7 @@ The layout ``adaframe import`` reads (DESIGN.md 1 is the cache it writes):
 - optionally ``LIGHT_DIR/<video>.npy|.pth``: the light backbone's (T, Dl) features, same T.
 - ``LABELS.csv``: a header naming the columns ``video,label[,split]`` (any order; other columns
   are ignored), then one row per video: the file name with or without its extension, a class
-  name, and ``train``, ``val`` or ``test``. The same CSV as ``adaframe extract`` takes.
+  name, and ``train``, ``val`` or ``test``.
 
 Everything that can be checked without reading features is checked before the import starts
 (a missing file, a duplicate row, an unknown split or class), so a long import does not fail

@@ -21,6 +21,7 @@ import json
 import re
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: the caller's backend and state are left alone
 
@@ -74,13 +75,17 @@ def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
         base = r["agent"] if r.get("mu") is not None else family(r["agent"])
         name = base + settings_tag(r) + (" (bound)" if r.get("bound") else "")
         groups.setdefault(name, []).append(r)
+    palette = matplotlib.colormaps["tab10" if len(groups) <= 10 else "tab20"]
     for i, (name, rs) in enumerate(sorted(groups.items())):
         rs = sorted(rs, key=lambda r: r["gflops_mean"])
         x = [r["gflops_mean"] for r in rs]
         y = [100 * r["map"] for r in rs]
         bound = any(r.get("bound") for r in rs)
-        color = f"C{i % 10}"
+        color = palette(i % palette.N)
         marker = "D" if bound else "os^vPX*"[i % 7]  # distinct shapes: -G rows may coincide
+        mus = [r["mu"] for r in rs if r.get("mu") is not None]
+        if mus:  # points of one threshold sweep are often too close to label one by one
+            name += f" (mu {', '.join(f'{m:g}' for m in sorted(set(mus)))})"
         ax.plot(x, y, "--" if bound else "-", color=color, alpha=0.6)
         ax.scatter(x, y, marker=marker, label=name, color=color,
                    facecolors="none" if bound else color, zorder=3)  # fmt: skip
@@ -89,16 +94,18 @@ def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
             ax.errorbar(x, y, yerr=err, fmt="none", ecolor=color, alpha=0.6, capsize=2)
         for rr, xi, yi in zip(rs, x, y, strict=True):
             tag = rr["agent"][len(family(rr["agent"])) :].lstrip("-")
-            if rr.get("mu") is not None:
-                tag = f"mu={rr['mu']:g}"
-            if tag:
+            if tag and rr.get("mu") is None:
                 ax.annotate(tag, (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=7)
     ax.set_xscale("log")  # "all frames" costs ~15x K=10: a linear axis crushes the rest
     ax.set_xlabel("GFLOPs per video (mean, log scale)")
     ax.set_ylabel("mAP (%)")
     ax.set_title(f"{title}: mAP vs computation (hollow = bound, not a competitor)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    if len(groups) > 8:  # outside, so that it hides no point
+        fig.set_figwidth(10)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=7, loc="lower right", ncol=2)
     return _save(fig, path)
 
 

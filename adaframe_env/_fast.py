@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import numpy as np
@@ -45,7 +46,13 @@ def to_float32(src: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     src = np.ascontiguousarray(src)
     if out is None:
         out = np.empty(src.shape, np.float32)
-    s, o = torch.from_numpy(src), torch.from_numpy(out)
+    if src.flags.writeable:
+        s = torch.from_numpy(src)
+    else:  # a memory-mapped (lazy) store: torch warns about read-only arrays; we only read it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            s = torch.from_numpy(src)
+    o = torch.from_numpy(out)
     row = max(1, src.size // max(1, len(src)))
     step = max(1, (_TORCH_GRAIN - 1) // row)
     if step >= len(src):

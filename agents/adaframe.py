@@ -60,6 +60,7 @@ from torch.distributions import Normal
 from tqdm.auto import tqdm
 
 from adaframe_env.data.schema import SPLIT_NAMES
+from adaframe_env.harness import distributed
 from adaframe_env.harness.protocol import RunConfig, TorchAgent, VideoResult
 from adaframe_env.harness.settings import apply_settings
 from adaframe_env.metrics import mean_average_precision
@@ -354,6 +355,7 @@ class RecurrentFrameAgent(TorchAgent):
 
     method = "recurrent"
     defaults = AdaFrameSettings()
+    distributed = True  # fit() trains with every rank of a torchrun job (see fit)
 
     def __init__(self, k: int, settings: dict[str, str] | None = None,
                  global_memory: bool | None = None):  # fmt: skip
@@ -410,18 +412,45 @@ class RecurrentFrameAgent(TorchAgent):
 
     # ------------------------------------------------------------------ training
     def fit(self, store, train_videos, config: RunConfig) -> None:
+        """Train on ``train_videos``; under ``torchrun``, on every rank together.
+
+        Several processes (:mod:`adaframe_env.harness.distributed`, docs/distributed.md): every
+        rank draws the same epoch orders (the NumPy generator is seeded alike), runs the
+        episodes of its shard ``batch[rank::world]`` of each global batch, and the ranks' loss
+        gradients, weighted by their shares of the batch, are summed by one all-reduce: every
+        rank holds the one-process batch gradient and takes the same step. The logged training
+        metrics are summed the same way; rank 0 alone computes the val mAP. The torch
+        generator (Gaussian locations, stops, dropout) gets a seed per rank, so the ranks do
+        not explore with the same noise: a run on W processes matches one process up to these
+        draws, not bit for bit.
+
+        Why an all-reduce of our own rather than ``DistributedDataParallel``: DDP prepares its
+        gradient hooks in the wrapped module's ``forward``, while a rollout is K calls of
+        :meth:`AdaFrameNet.step` (and of the core's ``keys``) between env steps; and some
+        parameters get no gradient in some settings (the location head with K = 1, the readout
+        layer with ``readout=recognizer``), which DDP accepts only with
+        ``find_unused_parameters=True``, and that option does not support several forward
+        calls per backward. One explicit all-reduce after ``backward()`` has neither
+        constraint, is visible in the loop, and moves the same bytes as DDP (without DDP's
+        overlap of communication with the backward pass; the rollout dominates an update).
+        """
         s, net = self.settings, self.model
         self._rollouts.clear()
         rng = np.random.default_rng(config.seed)
-        torch.manual_seed(config.seed)
+        world = distributed.world()
+        # the one-process seed on rank 0; other ranks draw their own exploration noise
+        torch.manual_seed(config.seed + 1_000_003 * distributed.rank())
         self.buffers = standardization(store, train_videos, rng)
         epochs = config.epochs if config.epochs is not None else s.epochs
         batch = min(s.batch_size, len(train_videos))
-        env = self._env(store, "train", batch)
+        if batch < world:
+            raise ValueError(f"{self.method}: a batch of {batch} videos on {world} processes")
+        env = self._env(store, "train", math.ceil(batch / world))  # one shard's episodes
         env.reset(seed=config.seed)
         if not np.isin(train_videos, env.split_videos).all():
             raise ValueError(f"{self.method}: train_videos must be videos of the train split")
         positions = np.searchsorted(env.split_videos, train_videos)  # the env's video numbering
+        distributed.broadcast_parameters(net)  # identical already (same seed); made certain
         if s.optimizer == "sgd":
             opt = torch.optim.SGD(net.parameters(), s.lr, momentum=0.9, weight_decay=s.weight_decay)
         else:
@@ -429,39 +458,56 @@ class RecurrentFrameAgent(TorchAgent):
         sched = torch.optim.lr_scheduler.StepLR(opt, s.lr_step or 10**9, gamma=0.1)
         val = store.videos("val")
         updates = len(train_videos) // batch
-        bar = tqdm(total=epochs * updates, desc=f"train {self.name}", disable=not config.progress)
+        main = distributed.is_main()
+        bar = tqdm(total=epochs * updates, desc=f"train {self.name}",
+                   disable=not (config.progress and main))  # fmt: skip
         self.history = []
         for epoch in range(1, epochs + 1):
             t0, sums = time.perf_counter(), {}
             net.train()
             order = rng.permutation(len(train_videos))
             for i in range(updates):
-                r = rollout(net, env, positions[order[i * batch : (i + 1) * batch]],
-                            self.buffers, self.device, sigma=s.sigma)  # fmt: skip
-                terms = losses(r, s)
+                videos = positions[order[i * batch : (i + 1) * batch]]
                 opt.zero_grad()
-                terms["total"].backward()
+                r, terms, share = self._backward(env, videos)
                 opt.step()
                 exits = r.exit_steps()
                 correct = (r.final_logits().argmax(-1).cpu().numpy() == r.labels).mean()
                 distinct = np.mean(
                     [len(np.unique(f[:e])) for f, e in zip(r.frames, exits, strict=True)]
                 )
-                for key, value in (("loss_cls", terms["cls"].item()), ("loss_utl", terms["utl"].item()),
-                                   ("j_sel", terms["sel"].item()), ("train_top1", correct),
-                                   ("return", terms["rewards"].sum(1).mean().item()),
-                                   ("frames", distinct),
-                                   ("location_std", r.location[:, 1:].std().item() if r.location[:, 1:].numel() > 1 else 0.0)):  # fmt: skip
+                values = {"loss_cls": terms["cls"].item(), "loss_utl": terms["utl"].item(),
+                          "j_sel": terms["sel"].item(), "train_top1": float(correct),
+                          "return": terms["rewards"].sum(1).mean().item(),
+                          "frames": float(distinct),
+                          "location_std": r.location[:, 1:].std().item() if r.location[:, 1:].numel() > 1 else 0.0}  # fmt: skip
+                # batch means over the ranks (location_std: the shards' stds, averaged)
+                values = distributed.weighted_sum(values, share, self.device)
+                for key, value in values.items():
                     sums[key] = sums.get(key, 0.0) + float(value) / updates
                 bar.update()
             sched.step()
-            row = {"epoch": epoch, **sums, "val_map": self._val_map(store, val),
+            val_map = self._val_map(store, val) if main else float("nan")  # rank 0 only
+            row = {"epoch": epoch, **sums, "val_map": val_map,
                    "seconds": time.perf_counter() - t0}  # fmt: skip
             self.history.append(row)
-            if config.progress:
+            if config.progress and main:
                 bar.write(_format_epoch(row))
         bar.close()
         net.eval()
+
+    def _backward(self, env: AdaFrameVectorEnv, videos: np.ndarray):
+        """This rank's shard of the global batch ``videos`` (env positions): its episodes, its
+        losses, ``backward()``, and the gradients summed over the ranks (each weighted by its
+        share of the batch). Returns ``(rollout, loss terms, share)`` of this rank's shard; in
+        one process, the whole batch with share 1."""
+        mine = distributed.shard(videos)
+        share = len(mine) / len(videos)
+        r = rollout(self.model, env, mine, self.buffers, self.device, sigma=self.settings.sigma)
+        terms = losses(r, self.settings)
+        terms["total"].backward()
+        distributed.sum_gradients(self.model.parameters(), share)
+        return r, terms, share
 
     @torch.no_grad()
     def _val_map(self, store, val) -> float:

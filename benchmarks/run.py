@@ -5,9 +5,11 @@
     python benchmarks/run.py --agent sb3-ppo --budget 10 --epochs 4 --seed 0
     python benchmarks/run.py --agent fastforward --seeds 0,1,2       # mean +- std over seeds
     python benchmarks/run.py --agent examples/custom_agent.py:make_agent --dataset tiny
+    torchrun --standalone --nproc_per_node 2 benchmarks/run.py --agent adaframe-10 --lazy
 
 Results: ``OUT/<dataset>/<run>.json`` (+ ``<run>.videos.json``), and the plots of
-``benchmarks/plot.py`` for that dataset. See docs/harness.md.
+``benchmarks/plot.py`` for that dataset. See docs/harness.md; several processes:
+docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from adaframe_env.harness import distributed  # noqa: E402
 from adaframe_env.harness.protocol import RunConfig  # noqa: E402
 from adaframe_env.harness.registry import list_agents  # noqa: E402
 from adaframe_env.harness.runner import (  # noqa: E402
@@ -76,7 +79,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=parse_seeds, help="several seeds, e.g. 0,1,2: one run each, "
                    "then mean +- std over them (replaces --seed)")  # fmt: skip
     p.add_argument("--out", default="results", help="results folder (default: results)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="under torchrun: cpu trains over gloo, cuda over nccl on "
+                   "cuda:LOCAL_RANK")  # fmt: skip
+    p.add_argument("--lazy", action="store_true", help="memory-map the cache instead of reading "
+                   "it into RAM (a cache larger than RAM; torchrun ranks share the page cache)")  # fmt: skip
     p.add_argument("--split", default="test", choices=("test", "val"))
     p.add_argument("--model", help="evaluate this SB3 model file (with --agent sb3-...)")
     p.add_argument("--checkpoints", help="checkpoint cache folder (default: per-user cache)")
@@ -98,10 +105,18 @@ def main(argv=None) -> int:
         settings = parse_settings(args.set)
     except ValueError as e:
         p.error(str(e))
+    device = distributed.init(args.device)  # under torchrun: join the ranks (else a no-op)
+    try:
+        return _run(args, settings, device)
+    finally:
+        distributed.cleanup()
+
+
+def _run(args, settings, device: str) -> int:
     config = RunConfig(
-        budget=args.budget, mu=args.mu, epochs=args.epochs, seed=args.seed, device=args.device,
-        progress=not args.no_progress, settings=settings,
-        extra={"model": args.model} if args.model else {},
+        budget=args.budget, mu=args.mu, epochs=args.epochs, seed=args.seed, device=device,
+        progress=not args.no_progress and distributed.is_main(), settings=settings,
+        extra={"model": args.model} if args.model else {}, lazy=args.lazy,
     )  # fmt: skip
     rows = []
     for seed in args.seeds or [args.seed]:
@@ -109,8 +124,11 @@ def main(argv=None) -> int:
             rows += run_agent(args.agent, args.dataset, dataclasses.replace(config, seed=seed),
                               args.out, args.checkpoints, args.split)  # fmt: skip
         except (ValueError, OSError, ImportError, AttributeError) as e:  # CacheError: ValueError
-            print(f"run.py: {e}", file=sys.stderr)
+            rank = f" (rank {distributed.rank()})" if distributed.is_distributed() else ""
+            print(f"run.py{rank}: {e}", file=sys.stderr)
             return 2
+    if not distributed.is_main():
+        return 0  # rank 0 prints, writes and plots
     print(HEADER)
     for row in rows:
         seed = f"  seed {row['seed']}" if args.seeds else ""

@@ -54,7 +54,10 @@ class RunConfig:
     inference, used only by agents with ``uses_mu``. ``epochs``: training length (None: the
     agent's default). ``settings``: ``--set key=value`` hyperparameters of a learning agent
     (:mod:`adaframe_env.harness.settings`; part of its checkpoint key through ``hparams()``).
-    ``extra``: free-form options (e.g. ``model`` for a pre-trained SB3 file).
+    ``lazy``: open the cache memory-mapped instead of reading it into RAM (a cache larger than
+    RAM; the ranks of a ``torchrun`` job then share one page cache); not part of the checkpoint
+    key (the same data either way). ``extra``: free-form options (e.g. ``model`` for a
+    pre-trained SB3 file).
     """
 
     budget: int | None = 10
@@ -65,6 +68,7 @@ class RunConfig:
     progress: bool = True
     settings: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    lazy: bool = False
 
     def key(self) -> dict:
         """The part of the config that defines a trained checkpoint."""
@@ -129,6 +133,7 @@ class BaseAgent:
     trainable = False
     uses_mu = False
     is_bound = False  # an upper bound (the oracle), reported but never a competitor
+    distributed = False  # True: fit() trains with all ranks of a torchrun job (distributed.md)
     name = ""
 
     def setup(self, store, config: RunConfig) -> None:

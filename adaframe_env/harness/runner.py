@@ -3,6 +3,12 @@ compute the metrics, write the results (DESIGN.md 6).
 
 ``run_agent(name, dataset, config, out)`` is what ``benchmarks/run.py`` calls; it returns one
 result dict per setting (one per ``mu`` for agents with ``uses_mu``, else one).
+
+Under ``torchrun`` (:mod:`adaframe_env.harness.distributed`, docs/distributed.md) every rank
+calls ``run_agent``: rank 0 builds a missing cache first, all ranks train together (agents that
+declare ``distributed = True``: the recurrent agents), rank 0 alone writes the checkpoint, then
+evaluates and writes the results; the other ranks return an empty list once the checkpoint is
+on disk.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from tqdm.auto import tqdm
 from adaframe_env.data.atomic import atomic_output
 from adaframe_env.data.resolve import cache_dir, resolve_data
 from adaframe_env.env import open_store
+from adaframe_env.harness import distributed
 from adaframe_env.harness.protocol import RunConfig, VideoResult
 from adaframe_env.harness.registry import make_agent
 from adaframe_env.metrics import mean_average_precision, top1_accuracy
@@ -115,7 +122,13 @@ def checkpoint_dir(root: Path, agent_name: str, hparams: dict, config: RunConfig
 
 # --------------------------------------------------------------------------- the run
 def fit_or_load(agent, store, config: RunConfig, fp: str, checkpoints: Path | None):
-    """Train ``agent`` or load its cached checkpoint. Returns (cached, fit_seconds, dir)."""
+    """Train ``agent`` or load its cached checkpoint. Returns (cached, fit_seconds, dir).
+
+    Under ``torchrun`` rank 0 decides whether the checkpoint exists, every rank trains (or
+    loads), rank 0 alone writes the checkpoint, and every rank returns once it is on disk. The
+    world size is not part of the key (a run on W processes is the same experiment up to the
+    seed's draws: :meth:`agents.adaframe.RecurrentFrameAgent.fit`); DONE.json records it.
+    """
     train = store.videos("train")
     if not getattr(agent, "trainable", False):
         t0 = time.perf_counter()
@@ -124,19 +137,22 @@ def fit_or_load(agent, store, config: RunConfig, fp: str, checkpoints: Path | No
     root = Path(checkpoints) if checkpoints else cache_dir() / "checkpoints"
     hp = agent.hparams() if hasattr(agent, "hparams") else {}
     ckpt, key = checkpoint_dir(root, agent.name, hp, config, fp)
-    if (ckpt / "DONE.json").exists():
+    if distributed.broadcast_object((ckpt / "DONE.json").exists()):
         agent.load(ckpt)
         return True, 0.0, ckpt
     t0 = time.perf_counter()
     agent.fit(store, train, config)
     seconds = time.perf_counter() - t0
-    tmp = ckpt.with_name(f".{ckpt.name}.{os.getpid()}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    agent.save(tmp)
-    (tmp / "DONE.json").write_text(json.dumps({"key": json.loads(key), "fit_seconds": seconds}))
-    shutil.rmtree(ckpt, ignore_errors=True)
-    os.replace(tmp, ckpt)  # a checkpoint folder is complete or absent
+    if distributed.is_main():
+        tmp = ckpt.with_name(f".{ckpt.name}.{os.getpid()}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        agent.save(tmp)
+        done = {"key": json.loads(key), "fit_seconds": seconds, "world_size": distributed.world()}
+        (tmp / "DONE.json").write_text(json.dumps(done))
+        shutil.rmtree(ckpt, ignore_errors=True)
+        os.replace(tmp, ckpt)  # a checkpoint folder is complete or absent
+    distributed.barrier()
     return False, seconds, ckpt
 
 
@@ -233,11 +249,19 @@ def run_agent(
     checkpoints: str | os.PathLike | None = None,
     split: str = "test",
 ) -> list[dict]:
-    """Run one agent end to end and write ``out/<dataset>/<run>.json`` (+ ``.videos.json``)."""
+    """Run one agent end to end and write ``out/<dataset>/<run>.json`` (+ ``.videos.json``).
+
+    Under ``torchrun``: see the module docstring (ranks other than 0 return ``[]``)."""
     config = config or RunConfig()
     agent = make_agent(name, config)  # a wrong name or setting fails before any data is made
-    path = resolve_dataset(dataset, progress=config.progress)
-    store = open_store(path)
+    if distributed.is_distributed() and not getattr(agent, "distributed", False):
+        raise ValueError(
+            f"{name} trains in one process: run it without torchrun (adaframe, frameglimpse "
+            f"and fastforward train on several)"
+        )
+    with distributed.main_first():  # rank 0 builds a missing cache, then the others read it
+        path = resolve_dataset(dataset, progress=config.progress)
+    store = open_store(path, lazy=config.lazy)
     name_has_k = bool(re.search(r"-(?:[ur]?\d+|all)$", name)) and ":" not in name
     if name_has_k:
         # the name fixes K (None: all frames); a copy, so the caller's config is left alone
@@ -245,6 +269,8 @@ def run_agent(
     agent.setup(store, config) if hasattr(agent, "setup") else None
     fp = fingerprint(path)
     cached, fit_seconds, ckpt = fit_or_load(agent, store, config, fp, checkpoints)
+    if not distributed.is_main():
+        return []  # rank 0 evaluates and writes the results
     videos = store.videos(split)
     if len(videos) == 0:
         raise ValueError(f"{path}: the {split} split is empty")

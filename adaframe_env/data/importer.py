@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +80,12 @@ DEFAULT_LIGHT_DIM = 128
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 Frames = np.ndarray | Callable[[], np.ndarray]
+# Root attributes import_features writes itself (and the recognizer's ``recognizer_*``).
+_OWN_ATTRS = frozenset(
+    {"schema_version", "dataset", "fps", "backbone", "gflops_per_frame", "synthetic",
+     "light_backbone", "light_gflops_per_frame", "light_derived", "import_val_from_train",
+     "import_test_from_train", "import_seed"}
+)  # fmt: skip
 
 
 class FeatureImportError(CacheError):
@@ -237,6 +243,7 @@ def import_features(
     fit_rows: int = 300_000,
     num_videos: int | None = None,
     progress: bool = False,
+    attrs: Mapping[str, object] | None = None,
 ) -> ImportReport:
     """Write the cache of ``videos`` to ``dest`` atomically; return what was written.
 
@@ -257,6 +264,8 @@ def import_features(
         fit_rows: train frames each recognizer head is fit on, at most (bounds the fit's RAM).
         num_videos: length of ``videos`` for the progress bar, when it has no ``len``.
         progress: show progress bars.
+        attrs: extra root attributes recorded as given (provenance, e.g. ``adaframe extract``'s
+            settings); a name the import itself writes is refused.
 
     Raises :class:`FeatureImportError` (a :class:`CacheError`) with one line naming the video
     for bad input: a shape that is not (T, D) with T >= 1, a D or Dl that differs from the
@@ -273,6 +282,9 @@ def import_features(
             raise ValueError(f"{name} must be a positive number, got {value}")
     if fit_rows < 1 or folds < 2:
         raise ValueError(f"fit_rows must be >= 1 and folds >= 2, got {fit_rows}, {folds}")
+    clash = sorted(k for k in attrs or () if k in _OWN_ATTRS or k.startswith("recognizer_"))
+    if clash:
+        raise ValueError(f"attrs may not set {clash}: import_features writes them")
     if num_videos is None and isinstance(videos, Sized):
         num_videos = len(videos)
     with (
@@ -310,6 +322,7 @@ def import_features(
             "import_val_from_train": float(val_fraction) if carved["val"] else 0.0,
             "import_test_from_train": float(test_fraction) if carved["test"] else 0.0,
             "import_seed": int(seed),
+            **(attrs or {}),
         }
         if staged.derived:
             d, dl = staged.dims

@@ -114,7 +114,12 @@ def _fit_softmax(x, y, num_classes, seed, epochs, max_rows, min_steps, progress,
         x, y = x[keep], y[keep]
     xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    mean, std = xt.mean(0), xt.std(0).clamp_min(1e-6)
+    # Real CNN features have dims that are (nearly) constant on the train frames: dead ReLU
+    # channels, or ones a few videos never move. Dividing by their ~0 std makes their weights
+    # huge, and a val/test frame that does move them gets logits beyond float16. A floor of 1%
+    # of the root-mean-square std bounds those weights; dims above it are scaled as before.
+    std = xt.std(0)
+    mean, std = xt.mean(0), std.clamp_min(max(1e-6, 1e-2 * float(std.square().mean().sqrt())))
     xt = (xt - mean) / std
     torch.manual_seed(seed)
     head = torch.nn.Linear(xt.shape[1], num_classes)

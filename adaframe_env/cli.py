@@ -352,8 +352,9 @@ def _add_extract(sub) -> None:
     p.add_argument("--light-size", type=int, default=112, help="light input size (112)")
     p.add_argument("--batch", type=int, default=32, help="frames per decoded chunk (32)")
     p.add_argument("--workers", type=int,
-                   help="decoding processes per rank (default: half the cores, 1-8; 0 decodes "
-                   "in the main process)")  # fmt: skip
+                   help="decoding processes per rank (default: the rank's cores but one with a "
+                   "GPU, up to 16; half of them on a CPU, up to 8; 0 decodes in the main "
+                   "process)")  # fmt: skip
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where the backbones run (auto: the rank's GPU when there is one)")  # fmt: skip
     p.add_argument("--skip-missing", action="store_true",

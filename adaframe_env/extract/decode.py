@@ -20,8 +20,8 @@ Choices:
   size), so a two-hour video never sits in RAM as a whole. :class:`DecodedChunks` runs the
   decoding in ``DataLoader`` worker processes (each takes every n-th video), overlapping it with
   the backbones' inference in the main process. Each decoder uses one thread: parallelism comes
-  from the workers, and FFmpeg's own threads (one per core) on top of the workers and torch's
-  threads oversubscribed a busy 2-core machine badly (1.6 instead of 15 frames/s).
+  from the workers (FFmpeg's own threads, one per core, on top of them and of torch's threads
+  oversubscribe the cores: 1.6 instead of 13-15 frames/s on a busy 2-core machine).
 - **Failures.** Any error while opening or decoding a video, or a video without a frame, ends
   that video with an error record (the message's first line) instead of an exception; the
   extraction reports it and goes on.

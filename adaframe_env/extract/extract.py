@@ -16,8 +16,7 @@ FILE.extract/tmp/                files being written (a folder per writing proce
 
 Then :func:`build_cache` hands the folder to :func:`~adaframe_env.data.importer.import_features`
 (the ``adaframe import`` machinery: validation, carved splits, cross-fitted recognizer, atomic
-write), in CSV order, with the measured GFLOPs and the settings as attributes. The folder is
-also a valid input of ``adaframe import FILE.extract/heavy --light-dir FILE.extract/light``.
+write), in CSV order, with the measured GFLOPs and the settings as attributes.
 
 **Resume.** Each file is written under ``tmp/``, fsynced and renamed into place (light first,
 heavy last), so a video is finished exactly when both files exist, and a kill at any moment
@@ -516,9 +515,14 @@ def cpus() -> int:
         return os.cpu_count() or 1
 
 
-def default_workers(d: Dist) -> int:
-    """Decoding processes per rank: half of this node's cores shared by its ranks, 1 to 8."""
-    return max(1, min(8, cpus() // (2 * d.local_world)))
+def default_workers(d: Dist, device: torch.device) -> int:
+    """Decoding processes per rank, from the rank's share of this node's cores: with a GPU all
+    but one (decoding is then the bottleneck), at most 16; on a CPU half (the backbones need
+    the other half), at most 8; at least 1."""
+    share = cpus() // d.local_world
+    if device.type == "cuda":
+        return max(1, min(16, share - 1))
+    return max(1, min(8, share // 2))
 
 
 @contextlib.contextmanager
@@ -591,7 +595,7 @@ def extract(
         wf.root.mkdir(parents=True, exist_ok=True)
         wf.claim(settings_of(options.fps, heavy, light))
         mine = shard(all_jobs, d.rank, d.world)
-        workers = default_workers(d) if options.workers is None else options.workers
+        workers = default_workers(d, device) if options.workers is None else options.workers
         try:
             with inference_threads(device, workers, d):
                 stats = extract_videos(

@@ -141,7 +141,7 @@ class State:
 
 
 def run_cells(cells: list[Cell], seeds: list[int], dataset: str, out: Path, state: State,
-              progress: bool) -> dict[str, list[dict]]:  # fmt: skip
+              progress: bool, checkpoints: str | None = None) -> dict[str, list[dict]]:  # fmt: skip
     """Rows of every (cell, seed), from the state file or the harness; key: ``Cell.key``."""
     todo = [(c, s) for c in cells for s in seeds]
     bar = tqdm(todo, desc="paper", unit="cell", disable=not progress)
@@ -153,7 +153,7 @@ def run_cells(cells: list[Cell], seeds: list[int], dataset: str, out: Path, stat
         config = RunConfig(seed=seed, progress=False, settings=dict(cell.settings),
                            mu=cell.mu or (0.7,))  # fmt: skip
         t0 = time.perf_counter()
-        rows = run_agent(cell.agent, dataset, config, out=out)
+        rows = run_agent(cell.agent, dataset, config, out=out, checkpoints=checkpoints)
         for row in rows:
             row["_path"] = row["json_path"]  # where the plots find the per-video records
         state.cells[key] = {"rows": rows, "seconds": time.perf_counter() - t0,
@@ -472,7 +472,12 @@ def write_report(path: Path, res: Results, columns: str, drawn: dict, stop_rows,
                          ("Fig. 7", "where each step looks"),
                          ("Fig. 8", "stopping on the utility vs the entropy")):  # fmt: skip
         if fig in rel:
-            lines += [f"## {fig}: {caption}", "", f"![{fig}]({rel[fig]})", ""]
+            lines += [
+                f"## {fig}: {caption} (seed {meta['seeds'][0]})",
+                "",
+                f"![{fig}]({rel[fig]})",
+                "",
+            ]
         if fig == "Fig. 5" and "Fig. 5 numbers" in drawn:
             c = drawn["Fig. 5 numbers"]
             lines += [f"Spearman rho between a class's mean exit step (AdaFrame-10, mu = 0.2) and "
@@ -520,7 +525,8 @@ def main(argv=None) -> int:
     state = State(folder / "paper-state.json", fingerprint(path), args.fresh)
     cells = plan(args.quick, store.synthetic)
     try:
-        by_cell = run_cells(cells, seeds, str(path), Path(args.out), state, not args.no_progress)
+        by_cell = run_cells(cells, seeds, str(path), Path(args.out), state, not args.no_progress,
+                            args.checkpoints)  # fmt: skip
     except (ValueError, OSError) as e:
         print(f"paper.py: {e}", file=sys.stderr)
         return 2

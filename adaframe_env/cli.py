@@ -226,8 +226,6 @@ def _add_import(sub) -> None:
                    help="folder of the light backbone's (T, Dl) features, same names; without "
                    "it the light view is a random projection of the heavy features and costs "
                    "the heavy backbone's GFLOPs")  # fmt: skip
-    p.add_argument("--classes", type=Path,
-                   help="class names, one a line, in index order (default: the CSV's, sorted)")  # fmt: skip
     p.add_argument("--backbone", default="resnet101", help="heavy backbone (default resnet101)")
     p.add_argument("--gflops", type=_positive, default=7.82,
                    help="its GFLOPs per frame (default 7.82, ResNet-101)")  # fmt: skip
@@ -237,15 +235,7 @@ def _add_import(sub) -> None:
                    help="its GFLOPs per frame (default 0.0825: MobileNetV2 at 112x112)")  # fmt: skip
     p.add_argument("--light-dim", type=int, help="dims of the derived light view (default 128)")
     p.add_argument("--fps", type=_positive, default=1.0, help="feature frames per second")
-    p.add_argument("--dataset", help="dataset name, for results folders (default: --out's stem)")
-    p.add_argument("--val-fraction", type=_fraction, default=0.1,
-                   help="share of train carved into val when no row is val (default 0.1)")  # fmt: skip
-    p.add_argument("--test-fraction", type=_fraction, default=0.0,
-                   help="share of train carved into test when no row is test (default 0)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="carving, light projection, recognizer")
-    p.add_argument("--fit-rows", type=int, default=300_000,
-                   help="train frames per recognizer head, at most (RAM: rows x D x 10 bytes)")  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    _add_cache_options(p)
     p.set_defaults(run=_import)
 
 
@@ -314,7 +304,8 @@ def _add_cache_options(p) -> None:
                    help="share of train carved into val when no row is val (default 0.1)")  # fmt: skip
     p.add_argument("--test-fraction", type=_fraction, default=0.0,
                    help="share of train carved into test when no row is test (default 0)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="split carving and recognizer seed")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the split carving, the recognizer and a derived light view")  # fmt: skip
     p.add_argument("--fit-rows", type=int, default=300_000,
                    help="train frames per recognizer head, at most (RAM: rows x D x 10 bytes)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")

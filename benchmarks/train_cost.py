@@ -86,6 +86,23 @@ def env_cost(store_path, batch: int, k: int, updates: int) -> float:
     return statistics.median(timed(episodes, "cpu") for _ in range(updates + 1))
 
 
+def timed_updates(forward, opt, s, updates: int, device: str, first: str) -> list[dict]:
+    """Seconds of each part of ``updates`` updates (``forward`` -> ``first``, backward,
+    step, whole), after one warm-up update that is not counted."""
+    parts = []
+    for _ in range(updates + 1):
+        t0 = clock(device)
+        r = forward()
+        t1 = clock(device)
+        opt.zero_grad()
+        losses(r, s)["total"].backward()
+        t2 = clock(device)
+        opt.step()
+        t3 = clock(device)
+        parts.append({first: t1 - t0, "backward": t2 - t1, "step": t3 - t2, "update": t3 - t0})
+    return parts[1:]
+
+
 def proxy_update(store_path, settings: dict, k: int, updates: int, device: str) -> dict:
     """Seconds of one ``fit`` update of adaframe-K on the cache (rollout, backward, step)."""
     config = RunConfig(budget=k, progress=False, device=device, settings=settings)
@@ -101,20 +118,13 @@ def proxy_update(store_path, settings: dict, k: int, updates: int, device: str) 
     opt_cls = torch.optim.SGD if s.optimizer == "sgd" else torch.optim.Adam
     opt = opt_cls(net.parameters(), s.lr, weight_decay=s.weight_decay)
     net.train()
-    parts = []
-    for _ in range(updates + 1):
+
+    def forward() -> Rollout:
         videos = rng.choice(len(env.split_videos), batch, replace=False)
-        t0 = clock(device)
-        r = rollout(net, env, videos, agent.buffers, agent.device, sigma=s.sigma)
-        t1 = clock(device)
-        opt.zero_grad()
-        losses(r, s)["total"].backward()
-        t2 = clock(device)
-        opt.step()
-        t3 = clock(device)
-        parts.append({"rollout": t1 - t0, "backward": t2 - t1, "step": t3 - t2,
-                      "update": t3 - t0})  # fmt: skip
-    return {**median_of(parts[1:]), "params": agent.num_parameters(), "batch": batch,
+        return rollout(net, env, videos, agent.buffers, agent.device, sigma=s.sigma)
+
+    parts = timed_updates(forward, opt, s, updates, device, first="rollout")
+    return {**median_of(parts), "params": agent.num_parameters(), "batch": batch,
             "hidden": s.hidden}  # fmt: skip
 
 
@@ -151,23 +161,12 @@ def network_update(batch: int, hidden: int, k: int, updates: int, device: str) -
                        log_prob=torch.stack(log_prob, 1), location=torch.stack(location, 1),
                        frames=np.zeros((b, k), np.int64), labels=labels)  # fmt: skip
 
-    parts = []
-    for _ in range(updates + 1):
-        t0 = clock(device)
-        r = forward()
-        t1 = clock(device)
-        opt.zero_grad()
-        losses(r, s)["total"].backward()
-        t2 = clock(device)
-        opt.step()
-        t3 = clock(device)
-        parts.append({"forward": t1 - t0, "backward": t2 - t1, "step": t3 - t2,
-                      "update": t3 - t0})  # fmt: skip
+    parts = timed_updates(forward, opt, s, updates, device, first="forward")
     params = sum(p.numel() for p in net.parameters())
     # multiply-adds of one step's matrices (LSTM gates, attention query, heads) x batch x K,
     # x2 for FLOPs, x3 for forward + backward
     step_macs = sum(p.numel() for n, p in net.named_parameters() if "weight" in n)
-    return {**median_of(parts[1:]), "params": params, "batch": b, "hidden": hidden,
+    return {**median_of(parts), "params": params, "batch": b, "hidden": hidden,
             "gflop_per_update": 6 * step_macs * b * k / 1e9}  # fmt: skip
 
 

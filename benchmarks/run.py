@@ -31,6 +31,7 @@ from adaframe_env.harness.runner import (  # noqa: E402
     format_row,
     format_seeds_row,
     run_agent,
+    warning_alone,
 )
 from adaframe_env.harness.settings import parse_settings  # noqa: E402
 
@@ -59,13 +60,8 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _warning_alone(message, category, filename, lineno, file=None, line=None):
-    """Print a warning as ``Category: message``, without the source line it came from."""
-    print(f"{category.__name__}: {message}", file=file or sys.stderr)
-
-
 def main(argv=None) -> int:
-    warnings.showwarning = _warning_alone
+    warnings.showwarning = warning_alone
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

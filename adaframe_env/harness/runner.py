@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -349,6 +350,12 @@ def format_seeds_row(row: dict) -> str:
 
 
 # --------------------------------------------------------------------------- printing
+def warning_alone(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` for command lines: ``Category: message``, without the source
+    line it came from (which would be a line of the harness, not the user's)."""
+    print(f"{category.__name__}: {message}", file=file or sys.stderr)
+
+
 HEADER = (
     f"{'agent':<24} {'mAP':>6} {'top-1':>6} {'frames':>13} {'GFLOPs':>15} "
     f"{'s/video':>8} {'params':>9}"

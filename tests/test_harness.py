@@ -67,6 +67,10 @@ def test_training_free_agents(harness_env, name, budget_max, memory):
     assert row["params"] == (1 if name.startswith("avgpool-g") else 0) and not row["cached"]
     assert all(r["memory"] == memory for r in records)
     assert row["gflops_per_frame"] == pytest.approx(GPF)
+    # the memory's cost as charged: the 16-frame memory's, or nothing without one
+    assert row["memory_gflops"] == pytest.approx(
+        16 * row["light_gflops_per_frame"] if memory else 0
+    )
     if name == "avgpool-u10":
         assert row["budget"] == 10  # the name fixes K, whatever --budget says
         assert row["gflops_mean"] == pytest.approx(row["frames_mean"] * GPF)

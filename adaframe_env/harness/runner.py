@@ -297,7 +297,9 @@ def run_agent(
             "checkpoint": str(ckpt) if ckpt else None,
             "split": split, "cache_path": str(path), "cache_fingerprint": fp,
             "synthetic": store.synthetic, "gflops_per_frame": store.gflops_per_frame,
-            "memory_gflops": store.memory_gflops,
+            # what the runs' memories cost per video, on average (0 without a memory)
+            "memory_gflops": float(np.mean([store.memory_cost(r["memory_frames"])
+                                            for r in records])),
             "light_gflops_per_frame": store.light_gflops_per_frame,
             "records": f"{run}.videos.json", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }  # fmt: skip

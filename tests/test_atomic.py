@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import adaframe_env.cli as cli
@@ -481,3 +482,16 @@ def test_killing_fit_recognizer_leaves_the_old_or_the_new_file(
         leftovers.append(left)
     print("\n".join(outcomes))
     _check_landed(kills, leftovers)
+
+
+def test_a_cache_failing_validation_is_named_by_its_destination(tmp_path):
+    """The check runs on the temporary file; the user must read the name they asked for."""
+    arrays, attrs = generate(preset("tiny", seed=0), progress=False)
+    arrays["frames/features"] = arrays["frames/features"].copy()
+    arrays["frames/features"][3, 0] = np.nan
+    dest = tmp_path / "mine.h5"
+    with pytest.raises(CacheError) as err:
+        write_cache(dest, arrays, attrs)
+    assert str(err.value).startswith(f"{dest}: /frames/features: ")
+    assert "partial" not in str(err.value) and not dest.exists()
+    assert not list(tmp_path.iterdir())  # nothing left behind

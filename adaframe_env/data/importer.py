@@ -71,7 +71,7 @@ from adaframe_env.data.recognizer import (
     evaluate,
     fit_heads_out_of_core,
 )
-from adaframe_env.data.schema import SCHEMA_VERSION, SPLITS, CacheError, validate
+from adaframe_env.data.schema import SCHEMA_VERSION, SPLITS, CacheError, validate_staged
 from adaframe_env.data.writer import write_datasets
 
 DEFAULT_BACKBONE = ("resnet101", 7.82)
@@ -351,7 +351,7 @@ def import_features(
         with h5py.File(tmp, "r+") as f:
             for key, value in report.as_attrs().items():
                 f.attrs[key] = value
-        validate(tmp)
+        validate_staged(tmp, dest)
     counts = {name: int((split == code).sum()) for name, code in SPLITS.items()}
     return ImportReport(
         path=dest,

@@ -111,6 +111,15 @@ class CacheSummary:
     attrs: dict
 
 
+def validate_staged(tmp: str | os.PathLike, dest: str | os.PathLike, **kwargs) -> CacheSummary:
+    """:func:`validate` a cache written under a temporary name before it is renamed to
+    ``dest``; an error names ``dest`` (the file the user asked for), not the temporary one."""
+    try:
+        return validate(tmp, **kwargs)
+    except CacheError as e:
+        raise CacheError(dest, e.where, f"{e.problem} (found before writing it)") from None
+
+
 def validate(
     path: str | os.PathLike, require_recognizer: bool = True, accept_v1: bool = False
 ) -> CacheSummary:

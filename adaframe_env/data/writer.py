@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from adaframe_env.data.atomic import atomic_output
-from adaframe_env.data.schema import SCHEMA_VERSION, STR_DTYPE, validate
+from adaframe_env.data.schema import SCHEMA_VERSION, STR_DTYPE, validate_staged
 
 DTYPES = {
     "frames/features": np.float16,
@@ -76,5 +76,5 @@ def write_cache(
             if generator is not None:
                 f.attrs["generator"] = json.dumps(dict(generator), sort_keys=True)
             write_datasets(f, arrays, progress)
-        validate(tmp, require_recognizer="frames/logits" in arrays)
+        validate_staged(tmp, dest, require_recognizer="frames/logits" in arrays)
     return Path(dest)

@@ -15,6 +15,7 @@ they never end in a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -155,6 +156,7 @@ def _info(args) -> int:
         f"{16 * a['light_gflops_per_frame']:.2f} GFLOPs)",
         f"relevance         {'stored (ground truth)' if summary.has_relevance else 'none'}",
     ]
+    lines += _provenance(a)
     if summary.has_recognizer and "recognizer_frame_top1" in a:
         lines.append(
             f"recognizer        {a['recognizer_eval_split']} split: heavy per-frame top-1 "
@@ -174,6 +176,23 @@ def _info(args) -> int:
         lines.append(f"recognizer        NOT FITTED: run `adaframe fit-recognizer {args.file}`")
     print("\n".join(lines))
     return 0
+
+
+def _provenance(a) -> list[str]:
+    """What ``adaframe import`` / ``extract`` chose for this cache (nothing for a proxy)."""
+    lines = []
+    if "light_derived" in a:
+        lines.append(f"light view        derived: {a['light_derived']}")
+    carved = [f"{name} {100 * a[key]:g}% of train" for name, key in
+              (("val", "import_val_from_train"), ("test", "import_test_from_train"))
+              if a.get(key, 0) > 0]  # fmt: skip
+    if carved:
+        lines.append(f"carved splits     {', '.join(carved)} (seed {a.get('import_seed', 0)})")
+    if "extract_failed" in a:
+        failed = json.loads(a["extract_failed"])
+        lines.append(f"extraction        {len(failed)} video(s) failed to decode and are left out"
+                     + (f": {', '.join(sorted(failed))}" if failed else ""))  # fmt: skip
+    return lines
 
 
 def _validate(args) -> int:

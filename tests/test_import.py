@@ -437,3 +437,15 @@ def test_in_memory_errors_name_the_video(change, words, tmp_path):
     for word in words:
         assert word in str(e.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_info_says_what_the_import_chose(npy_import, pth_import, capsys):
+    out, _ = npy_import
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "light view        derived: frames/features @ P" in text  # no light folder given
+    out, _ = pth_import
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "light view" not in text  # a light folder was given
+    assert "carved splits     val 10% of train, test 25% of train (seed 3)" in text

@@ -153,6 +153,8 @@ def test_extraction_writes_a_valid_fitted_cache(clean, clips):
     work = out.with_suffix(".extract")
     assert (work / "failed" / "bad.txt").is_file()
     assert np.load(work / "heavy" / "v00.npy").dtype == np.float16
+    rc, info, _ = cli(["info", out])
+    assert rc == 0 and "1 video(s) failed to decode and are left out: bad" in info
 
 
 def test_sampling_keeps_one_frame_per_period_and_never_duplicates(clips):

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from adaframe_env.data.importer import FeatureImportError, VideoFeatures
-from adaframe_env.data.schema import SPLITS
+from adaframe_env.data.schema import SPLITS, first_line
 
 EXTENSIONS = (".npy", ".pth")
 
@@ -127,14 +127,14 @@ def load_features(path: str | os.PathLike) -> np.ndarray:
         try:
             return np.load(path, allow_pickle=False)
         except Exception as e:  # a truncated or foreign file: numpy raises several kinds
-            raise FeatureImportError(path, f"not a readable .npy array: {_first_line(e)}") from None
+            raise FeatureImportError(path, f"not a readable .npy array: {first_line(e)}") from None
     import torch
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and torch errors alike
         raise FeatureImportError(
-            path, f"not loadable with torch.load(weights_only=True): {_first_line(e)}"
+            path, f"not loadable with torch.load(weights_only=True): {first_line(e)}"
         ) from None
     if isinstance(obj, dict):
         if "fea" not in obj:
@@ -152,6 +152,24 @@ def load_features(path: str | os.PathLike) -> np.ndarray:
     return (obj.float() if obj.dtype == torch.bfloat16 else obj).numpy()
 
 
+def class_names(rows, labels: str | os.PathLike, classes: str | os.PathLike | None) -> list[str]:
+    """The cache's classes: the ``classes`` file's, in its order, or the labels of ``rows``
+    (anything with ``label`` and ``line``) sorted; every row's label must be one of them."""
+    if classes is None:
+        names = sorted({r.label for r in rows})
+    else:
+        names = read_classes(classes)
+        known = set(names)
+        for r in rows:
+            if r.label not in known:
+                raise FeatureImportError(
+                    f"{labels}:{r.line}", f"class {r.label!r} is not in {classes}"
+                )
+    if len(names) < 2:
+        raise FeatureImportError(labels, f"{len(names)} class(es); a recognizer needs at least 2")
+    return names
+
+
 def folder_videos(
     feature_dir: str | os.PathLike,
     labels: str | os.PathLike,
@@ -165,18 +183,7 @@ def folder_videos(
         if not d.is_dir():
             raise FeatureImportError(d, "no such folder")
     rows, has_split = read_labels(labels)
-    if classes is not None:
-        names = read_classes(classes)
-        known = set(names)
-        for r in rows:
-            if r.label not in known:
-                raise FeatureImportError(
-                    f"{labels}:{r.line}", f"class {r.label!r} is not in {classes}"
-                )
-    else:
-        names = sorted({r.label for r in rows})
-    if len(names) < 2:
-        raise FeatureImportError(labels, f"{len(names)} class(es); a recognizer needs at least 2")
+    names = class_names(rows, labels, classes)
     videos = []
     used: set[Path] = set()
     for r in rows:
@@ -223,7 +230,3 @@ def _strip_extension(name: str) -> str:
         if name.endswith(ext):
             return name[: -len(ext)]
     return name
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]

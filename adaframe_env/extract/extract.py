@@ -59,7 +59,7 @@ import torch
 from tqdm.auto import tqdm
 
 from adaframe_env.data.atomic import _alive, fsync_path
-from adaframe_env.data.feature_files import load_features, read_classes, read_labels
+from adaframe_env.data.feature_files import class_names, load_features, read_classes, read_labels
 from adaframe_env.data.importer import (
     FeatureImportError,
     ImportReport,
@@ -73,11 +73,12 @@ from adaframe_env.extract.decode import (
     DecodedChunks,
     VideoJob,
     find_videos,
-    video_id,
+    jobs_of,
     worker_init,
 )
 from adaframe_env.extract.deps import require
-from adaframe_env.extract.shard import Dist, barrier, dist_from_env, process_group, shard
+from adaframe_env.extract.shard import Dist, dist_from_env, process_group, shard
+from adaframe_env.harness import distributed
 
 MANIFEST = "extract.json"
 MANIFEST_FORMAT = 1
@@ -340,35 +341,7 @@ class CacheOptions:
 
 def labelled_jobs(labels: str | os.PathLike) -> list[VideoJob]:
     """The CSV's videos without their files (what a merge needs)."""
-    rows, _ = read_labels(labels)
-    jobs, first = [], {}
-    for r in rows:
-        vid = video_id(r.video)
-        if vid in first:
-            raise FeatureImportError(
-                f"{labels}:{r.line}", f"video id {vid!r} is already on line {first[vid]}"
-            )
-        first[vid] = r.line
-        jobs.append(VideoJob(vid, r.label, r.split, None, r.line))
-    return jobs
-
-
-def class_names(jobs: Sequence[VideoJob], labels, options: CacheOptions) -> list[str]:
-    """The classes of the cache: ``options.classes`` or the CSV's labels, sorted (all rows,
-    failed videos too, so a class keeps its index whatever fails)."""
-    if options.classes is None:
-        names = sorted({j.label for j in jobs})
-    else:
-        names = read_classes(options.classes)
-        known = set(names)
-        for j in jobs:
-            if j.label not in known:
-                raise FeatureImportError(
-                    f"{labels}:{j.line}", f"class {j.label!r} is not in {options.classes}"
-                )
-    if len(names) < 2:
-        raise FeatureImportError(labels, f"{len(names)} class(es); a recognizer needs at least 2")
-    return names
+    return jobs_of(read_labels(labels)[0], labels)
 
 
 def check_splits(jobs: Sequence[VideoJob], names: list[str], labels, options: CacheOptions):
@@ -404,7 +377,7 @@ def build_cache(
     the same fingerprint. Every job must be finished or failed; the failed ones are logged."""
     out = Path(out)
     settings = work.read_settings()
-    names = class_names(jobs, labels, options)
+    names = class_names(jobs, labels, options.classes)  # failed videos' too: fixed indices
     done, failed, missing = [], [], []
     for job in jobs:
         if work.done(job.video_id):
@@ -580,7 +553,7 @@ def extract(
     out = Path(out)
     wf = WorkFolder(work if work is not None else default_work_dir(out))
     all_jobs = find_videos(video_dir, read_labels(labels)[0], labels, options.skip_missing)
-    names = class_names(all_jobs, labels, cache)
+    names = class_names(all_jobs, labels, cache.classes)
     check_splits(all_jobs, names, labels, cache)
     device = pick_device(options.device, d)
     heavy = load_backbone(options.backbone, options.size, options.weights, device)
@@ -605,7 +578,7 @@ def extract(
         finally:
             wf.close()
         log(f"{d.tag}{stats.line()}")
-        barrier(d)
+        distributed.barrier()
     result = None
     if build and d.rank == 0:
         result = build_cache(wf, all_jobs, out, labels, cache, progress, log)
@@ -632,6 +605,6 @@ def merge(
     if not wf.root.is_dir():
         raise FeatureImportError(wf.root, "no such folder")
     jobs = labelled_jobs(labels)
-    names = class_names(jobs, labels, cache)
+    names = class_names(jobs, labels, cache.classes)
     check_splits(jobs, names, labels, cache)
     return build_cache(wf, jobs, out, labels, cache, progress, log)

@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from adaframe_env.data.importer import FeatureImportError
+from adaframe_env.harness import distributed
 
 T = TypeVar("T")
 BARRIER_TIMEOUT = timedelta(days=7)
@@ -80,22 +81,14 @@ def shard(items: Sequence[T], rank: int, world: int) -> list[T]:
 
 @contextlib.contextmanager
 def process_group(d: Dist) -> Iterator[None]:
-    """A gloo process group for the launch (nothing for a single process), torn down on exit."""
+    """The launch's gloo process group (nothing for a single process), torn down on exit; its
+    collectives wait up to :data:`BARRIER_TIMEOUT`. :func:`distributed.barrier` waits for the
+    ranks."""
     if d.world == 1:
         yield
         return
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
+    distributed.init("cpu", timeout=BARRIER_TIMEOUT)
     try:
         yield
     finally:
-        dist.destroy_process_group()
-
-
-def barrier(d: Dist) -> None:
-    """Wait until every rank of the launch gets here."""
-    if d.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
+        distributed.cleanup()

@@ -33,11 +33,12 @@ def launched() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def init(device: str = "cpu") -> str:
+def init(device: str = "cpu", timeout: datetime.timedelta = TIMEOUT) -> str:
     """Join the process group when launched by ``torchrun``; returns this rank's device.
 
     ``device`` ``cpu``: backend gloo. ``cuda``: backend nccl, and the rank uses (and returns)
     ``cuda:LOCAL_RANK``. Outside ``torchrun`` nothing happens and ``device`` is returned as is.
+    ``timeout``: how long a rank waits in a collective.
     """
     if not launched() or dist.is_initialized():
         return device
@@ -45,9 +46,9 @@ def init(device: str = "cpu") -> str:
         local = int(os.environ.get("LOCAL_RANK", 0))
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
-        dist.init_process_group("nccl", timeout=TIMEOUT, device_id=torch.device(device))
+        dist.init_process_group("nccl", timeout=timeout, device_id=torch.device(device))
     else:
-        dist.init_process_group("gloo", timeout=TIMEOUT)
+        dist.init_process_group("gloo", timeout=timeout)
     return device
 
 

@@ -30,7 +30,7 @@ from adaframe_env.harness.protocol import RunConfig, TorchAgent, VideoResult
 from adaframe_env.harness.settings import apply_settings
 from baselines.avgpool import pooled_scores
 from baselines.fixed import sampled_frames
-from baselines.recurrent import READOUTS, MemoryLSTM, Readout, standardization
+from baselines.recurrent import CONTEXTS, READOUTS, MemoryLSTM, Readout, standardization
 from baselines.sampling import jittered_uniform_frames, select_frames
 
 
@@ -43,8 +43,11 @@ class LSTMSettings:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    context: str = "content"  # u_t of the -G variants (baselines.recurrent.CONTEXTS)
 
     def __post_init__(self):
+        if self.context not in CONTEXTS:
+            raise ValueError(f"--set context={self.context}: choose one of {', '.join(CONTEXTS)}")
         if self.readout not in READOUTS:
             raise ValueError(f"--set readout={self.readout}: choose one of {', '.join(READOUTS)}")
         if self.readout == "recognizer":
@@ -61,7 +64,7 @@ class LSTMSettings:
 class LSTMClassifier(nn.Module):
     def __init__(self, input_dim, num_classes, settings: LSTMSettings, memory_dim=None):
         super().__init__()
-        self.core = MemoryLSTM(input_dim, settings.hidden, memory_dim)
+        self.core = MemoryLSTM(input_dim, settings.hidden, memory_dim, settings.context)
         self.readout = Readout(settings.hidden, num_classes, settings.readout, settings.dropout)
 
     def forward(self, frames, lengths, pbar, memory=None, positions=None):
@@ -83,8 +86,11 @@ class LSTMAgent(TorchAgent):
 
     def hparams(self) -> dict:
         # "version" changes whenever training changes, so cached checkpoints are not reused
+        settings = dataclasses.asdict(self.settings)
+        if settings["context"] == "content":  # the default: checkpoints from before it keep
+            del settings["context"]  # their key
         return {"strategy": self.strategy, "k": self.k, "global_memory": self.global_memory,
-                **dataclasses.asdict(self.settings), "version": 4}  # fmt: skip
+                **settings, "version": 4}  # fmt: skip
 
     def setup(self, store, config: RunConfig) -> None:
         self.bind(store)

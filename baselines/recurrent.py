@@ -4,7 +4,10 @@ FastForward and their -G variants): one place for the memory-augmented LSTM of p
 - :func:`positional_encoding`: sinusoidal encoding (Vaswani et al.) of the memory frames'
   normalized temporal positions.
 - :class:`MemoryAttention`: paper Eq. 2, ``z_{t,j} = (W_h h_{t-1})^T PE(v^s_j)``,
-  ``beta_t = softmax(z_t)``, ``u_t = beta_t^T M``, where ``PE(v) = v + pe(position)``.
+  ``beta_t = softmax(z_t)``, ``u_t = beta_t^T M`` (``context=content``) or
+  ``beta_t^T PE(M)`` (``context=encoded``: the context also says where the LSTM attended),
+  where ``PE(v) = v + pe(position)``. The paper is ambiguous between the two; each method
+  chooses on val (AdaFrame and its kin: encoded; the LSTM-G baseline: content).
 - :class:`MemoryLSTM`: paper Eq. 1, ``h_t, c_t = LSTM([v_t, u_t], h_{t-1}, c_{t-1})`` with a
   step-at-a-time API (:meth:`MemoryLSTM.step`, what an agent choosing frames needs) and a whole
   padded sequence API (:meth:`MemoryLSTM.forward`, what the fixed-frame baselines need).
@@ -57,10 +60,13 @@ def positional_encoding(positions: torch.Tensor, dim: int, scale: float = MEMORY
 class MemoryAttention(nn.Module):
     """Soft attention of the LSTM state over the positionally encoded global memory (Eq. 2)."""
 
-    def __init__(self, hidden_size: int, memory_dim: int):
+    def __init__(self, hidden_size: int, memory_dim: int, context: str = "content"):
         super().__init__()
+        if context not in CONTEXTS:
+            raise ValueError(f"context={context!r}: choose one of {', '.join(CONTEXTS)}")
         self.query = nn.Linear(hidden_size, memory_dim, bias=False)  # W_h
         self.memory_dim = memory_dim
+        self.context = context
 
     def keys(self, memory: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """PE(M): (B, M, Dl) memory plus the encoding of its (B, M) positions; compute once per
@@ -71,7 +77,8 @@ class MemoryAttention(nn.Module):
         """``(u_t, beta_t)`` for state ``h`` (B, H): (B, Dl) context and (B, M) attention."""
         z = torch.einsum("bd,bmd->bm", self.query(h), keys) / math.sqrt(self.memory_dim)
         beta = torch.softmax(z, dim=-1)
-        return torch.einsum("bm,bmd->bd", beta, memory), beta
+        values = keys if self.context == "encoded" else memory
+        return torch.einsum("bm,bmd->bd", beta, values), beta
 
 
 class MemoryLSTM(nn.Module):
@@ -83,13 +90,16 @@ class MemoryLSTM(nn.Module):
         memory_dim: size of a memory row (light feature); ``None`` for a plain LSTM.
     """
 
-    def __init__(self, input_dim: int, hidden_size: int, memory_dim: int | None = None):
+    def __init__(self, input_dim: int, hidden_size: int, memory_dim: int | None = None,
+                 context: str = "content"):  # fmt: skip
         super().__init__()
         self.hidden_size = hidden_size
         self.use_memory = memory_dim is not None
         extra = memory_dim if self.use_memory else 0
         self.cell = nn.LSTMCell(input_dim + extra, hidden_size)
-        self.attention = MemoryAttention(hidden_size, memory_dim) if self.use_memory else None
+        self.attention = (
+            MemoryAttention(hidden_size, memory_dim, context) if self.use_memory else None
+        )
 
     def step_gflops(self, memory_frames: int = MEMORY_SIZE) -> float:
         """GFLOPs of one step (2 x multiply-adds of the gates and, with memory, the attention
@@ -140,6 +150,9 @@ class MemoryLSTM(nn.Module):
 
 
 READOUTS = ("residual", "plain", "recognizer")
+#: what the context vector u_t sums: the memory rows (``content``) or the rows with their
+#: positional encoding (``encoded``), which tells the LSTM *where* it attended
+CONTEXTS = ("content", "encoded")
 
 
 def standardization(store, train_videos: np.ndarray, rng: np.random.Generator) -> dict:

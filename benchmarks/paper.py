@@ -146,6 +146,13 @@ class State:
             )
 
 
+def _hparams(cell: Cell, config: RunConfig) -> dict:
+    """The agent's hyperparameters with today's defaults: a cell recorded under other defaults
+    (an older version of an agent) is run again rather than reported stale."""
+    agent = make_agent(cell.agent, config)
+    return json.loads(json.dumps(agent.hparams() if hasattr(agent, "hparams") else {}))
+
+
 def run_cells(cells: list[Cell], seeds: list[int], dataset: str, out: Path, state: State,
               progress: bool, checkpoints: str | None = None) -> dict[str, list[dict]]:  # fmt: skip
     """Rows of every (cell, seed), from the state file or the harness; key: ``Cell.key``."""
@@ -153,17 +160,18 @@ def run_cells(cells: list[Cell], seeds: list[int], dataset: str, out: Path, stat
     bar = tqdm(todo, desc="paper", unit="cell", disable=not progress)
     for cell, seed in bar:
         key = cell.key(seed)
-        if key in state.cells:
-            continue
-        bar.set_postfix_str(key.replace("|", " ").strip())
         config = RunConfig(seed=seed, progress=False, settings=dict(cell.settings),
                            mu=cell.mu or (0.7,))  # fmt: skip
+        if key in state.cells and state.cells[key].get("hparams") == _hparams(cell, config):
+            continue  # recorded by an earlier run with the same code defaults
+        bar.set_postfix_str(key.replace("|", " ").strip())
         t0 = time.perf_counter()
         rows = run_agent(cell.agent, dataset, config, out=out, checkpoints=checkpoints)
         for row in rows:
             row["_path"] = row["json_path"]  # where the plots find the per-video records
         state.cells[key] = {"rows": rows, "seconds": time.perf_counter() - t0,
-                            "reused_training_seconds": reused_training_seconds(rows[0])}  # fmt: skip
+                            "reused_training_seconds": reused_training_seconds(rows[0]),
+                            "hparams": _hparams(cell, config)}  # fmt: skip
         state.save()
     bar.close()
     return {c.key(s): state.cells[c.key(s)]["rows"] for c, s in todo}

@@ -114,6 +114,22 @@ def test_names_settings_and_their_errors():
         make_agent("adaframe-5", run_cfg(settings={"reward": "gain"}))
     with pytest.raises(ValueError, match="policy=jump"):
         AdaFrameSettings(policy="jump")
+    with pytest.raises(ValueError, match="context=position"):
+        AdaFrameSettings(context="position")
+
+
+def test_the_memory_context_is_part_of_the_key_only_with_a_memory():
+    encoded, content = (
+        make_agent("adaframe-5", run_cfg(settings={"context": c})).hparams()
+        for c in ("encoded", "content")
+    )
+    assert encoded["context"] == "encoded" and encoded != content  # the default; a new model
+    # without a memory the context does nothing: the same checkpoint either way
+    no_memory = [
+        make_agent("adaframe-5", run_cfg(settings={"context": c, "memory_frames": "0"})).hparams()
+        for c in ("encoded", "content")
+    ]
+    assert no_memory[0] == no_memory[1] and "context" not in no_memory[0]
 
 
 # ------------------------------------------------------------------ through the env

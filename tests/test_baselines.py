@@ -64,14 +64,24 @@ def test_positional_encoding_distinguishes_positions():
     assert not torch.allclose(pe[0, 0], pe[0, 1]) and pe.abs().max() <= 1.0
 
 
-def test_memory_attention_is_a_convex_combination():
+@pytest.mark.parametrize("context", ["content", "encoded"])
+def test_memory_attention_is_a_convex_combination(context):
     torch.manual_seed(0)
-    att = MemoryAttention(8, 4)
+    att = MemoryAttention(8, 4, context)
     mem = torch.randn(2, 16, 4)
     keys = att.keys(mem, torch.linspace(0, 1, 16).expand(2, 16))
     u, beta = att(torch.randn(2, 8), mem, keys)
     assert torch.allclose(beta.sum(-1), torch.ones(2))
-    assert torch.allclose(u, torch.einsum("bm,bmd->bd", beta, mem))
+    # content: u_t sums the memory rows; encoded: the rows with their positions (where it looked)
+    values = keys if context == "encoded" else mem
+    assert torch.allclose(u, torch.einsum("bm,bmd->bd", beta, values))
+    other = mem if context == "encoded" else keys
+    assert not torch.allclose(u, torch.einsum("bm,bmd->bd", beta, other))
+
+
+def test_memory_attention_rejects_an_unknown_context():
+    with pytest.raises(ValueError, match="context='position'"):
+        MemoryAttention(8, 4, "position")
 
 
 @pytest.mark.parametrize("memory_dim", [None, 4])
@@ -108,3 +118,13 @@ def test_jittered_uniform_frames_take_one_frame_per_segment(length, k):
     assert ((centres >= seg * length // k) & (centres < (seg + 1) * length // k)).all()
     if length >= 2 * k:  # segments of 2+ frames: the draws do vary
         assert len({tuple(d) for d in draws}) > 1
+
+
+def test_lstm_g_context_is_a_setting_and_the_default_keeps_old_keys():
+    from baselines.lstm import LSTMAgent
+
+    default = LSTMAgent("uniform", 10, global_memory=True).hparams()
+    encoded = LSTMAgent("uniform", 10, global_memory=True, settings={"context": "encoded"})
+    assert "context" not in default  # checkpoints trained before the setting existed stay valid
+    assert encoded.hparams()["context"] == "encoded"
+    assert encoded.model is None and encoded.settings.context == "encoded"

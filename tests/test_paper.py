@@ -3,6 +3,7 @@ numbers."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -74,3 +75,14 @@ def test_paper_writes_its_report_and_resumes_without_rerunning(harness_env, monk
     assert strip == [line for line in before.splitlines() if "min on this machine" not in line]
     with pytest.raises(AssertionError, match="ran again"):
         paper.main(argv + ["--fresh"])
+
+    # a cell recorded under other defaults (an older version of the agent) runs again
+    state_file = folder / "paper-state.json"
+    state = json.loads(state_file.read_text())
+    state["cells"][Cell("adaframe-5", mu=MUS).key(0)]["hparams"]["context"] = "content"
+    state_file.write_text(json.dumps(state))
+    reran = []
+    monkeypatch.setattr(paper, "run_agent", lambda name, *a, **k: reran.append(name) or no_rerun())
+    with pytest.raises(AssertionError, match="ran again"):
+        paper.main(argv)
+    assert reran == ["adaframe-5"]

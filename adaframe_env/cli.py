@@ -196,7 +196,9 @@ def _provenance(a) -> list[str]:
 
 
 def _validate(args) -> int:
-    summary = validate(args.file, require_recognizer=not args.no_recognizer)
+    from adaframe_env.data.store import validate_once
+
+    summary = validate_once(args.file, require_recognizer=not args.no_recognizer, force=True)
     print(
         f"{args.file}: valid schema v{summary.attrs['schema_version']} cache "
         f"({summary.num_videos} videos, {summary.num_frames} frames, "

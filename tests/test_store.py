@@ -300,3 +300,29 @@ def test_lazy_mode_refuses_chunked_datasets(make_cache_copy):
 def test_skip_validation(tiny_cache):
     store = FeatureStore(tiny_cache, validate_file=False)
     assert store.summary is None and store.num_videos > 0
+
+
+def test_validation_is_remembered_until_the_file_changes(tiny_cache, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    import adaframe_env.data.store as store_module
+
+    monkeypatch.setenv("ADAFRAME_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "copy.h5"
+    shutil.copy(tiny_cache, path)
+    calls = []
+    real = store_module.validate
+    monkeypatch.setattr(store_module, "validate", lambda *a: calls.append(a) or real(*a))
+    first = FeatureStore(path)
+    again = FeatureStore(path)  # unchanged: the stamp stands in for one pass over the file
+    assert len(calls) == 1 and again.summary == first.summary
+    os.utime(path, ns=(1, 1))  # rewritten or touched: checked again
+    FeatureStore(path)
+    assert len(calls) == 2
+    store_module.validate_once(path, force=True)  # `adaframe validate` always reads the file
+    assert len(calls) == 3
+    with h5py.File(path, "r+") as f:  # a damaged file is caught, not excused by an old stamp
+        f["frames/features"][0, 0] = np.nan
+    with pytest.raises(CacheError, match="frames/features"):
+        FeatureStore(path)

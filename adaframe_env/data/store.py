@@ -7,6 +7,8 @@ lives in RAM (default) or is mapped from disk (``lazy=True``, for caches larger 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 from functools import cached_property
@@ -15,6 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from adaframe_env.data.atomic import atomic_output
+from adaframe_env.data.resolve import cache_dir
 from adaframe_env.data.schema import SPLITS, CacheError, CacheSummary, validate
 
 MEMORY_SIZE = 16  # light frames in the global memory (paper section 4.1)
@@ -37,6 +41,44 @@ def frame_of_location(location: np.ndarray, length: np.ndarray) -> np.ndarray:
     """Frame index ``round(loc * (T - 1))`` of a normalized location in [0, 1] (DESIGN.md 3)."""
     loc = np.clip(np.asarray(location, dtype=np.float64), 0.0, 1.0)
     return np.rint(loc * (np.asarray(length) - 1)).astype(np.int64)
+
+
+def validate_once(path: str | os.PathLike, require_recognizer: bool = True,
+                  force: bool = False) -> CacheSummary:  # fmt: skip
+    """:func:`validate`, remembered per file version: a real cache is ~100 GB, and every open
+    (each harness run, each ``torchrun`` rank) would read all of it again. A stamp in the
+    per-user cache records the file's inode, size and mtime when it passed; an unchanged file
+    is not read again, a rewritten or touched one is. ``force``: validate anyway (and stamp;
+    ``adaframe validate``). Without a writable cache folder it validates every time."""
+    path = Path(path)
+    if not path.is_file():
+        return validate(path, require_recognizer)  # its error says what is there instead
+    st = path.stat()
+    version = {"inode": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+               "require_recognizer": require_recognizer}  # fmt: skip
+    name = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:20]
+    stamp = cache_dir() / "validated" / f"{name}.json"
+    try:
+        saved = json.loads(stamp.read_text())
+        if saved["version"] == version and not force:
+            return CacheSummary(**saved["summary"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no stamp, another version of the file, or an unreadable stamp: validate
+    summary = validate(path, require_recognizer)
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        record = {"path": str(path.resolve()), "version": version,
+                  "summary": dataclasses.asdict(summary)}  # fmt: skip
+        with atomic_output(stamp) as tmp:
+            Path(tmp).write_text(json.dumps(record, default=_plain))
+    except OSError:
+        pass  # a read-only home: nothing remembered, nothing lost
+    return summary
+
+
+def _plain(value):
+    """JSON for the NumPy scalars and arrays among a cache's attributes."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 class FeatureStore:
@@ -63,7 +105,7 @@ class FeatureStore:
         self.path = Path(path)
         self.lazy = lazy
         if validate_file:
-            self.summary: CacheSummary | None = validate(self.path, require_recognizer)
+            self.summary: CacheSummary | None = validate_once(self.path, require_recognizer)
         else:
             self.summary = None
         with h5py.File(self.path, "r") as f:

@@ -303,13 +303,16 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
     return out
 
 
-def losses(r: Rollout, s: AdaFrameSettings) -> dict[str, torch.Tensor]:
+def losses(r: Rollout, s: AdaFrameSettings,
+           looking_steps: float | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
     """``L_cls``, ``L_utl``, ``J_sel`` (Eq. 3, 7, 9) and the total ``L_cls + L_utl - J_sel``,
     plus the episode rewards (from the agent's own scores, Eq. 4) for logging.
 
     With a stop policy, only the steps an episode was still looking count: rewards after its
     stop are 0, ``L_cls`` is taken at the stop step, and ``J_sel`` adds the log-probability of
-    each stop-or-continue decision (weighted by the same advantage ``R_t - V_t``).
+    each stop-or-continue decision (weighted by the same advantage ``R_t - V_t``). With
+    ``perstep_loss``, ``L_cls`` averages over the looking steps; ``looking_steps`` replaces
+    their count (a ``torchrun`` shard divides by its batch's, see ``_backward``).
     """
     device = r.logits.device
     y = torch.as_tensor(r.labels, device=device)
@@ -319,7 +322,7 @@ def losses(r: Rollout, s: AdaFrameSettings) -> dict[str, torch.Tensor]:
         per_step = nn.functional.cross_entropy(
             r.logits.flatten(0, 1), y.repeat_interleave(k), reduction="none"
         ).view(b, k)
-        l_cls = (per_step * alive).sum() / alive.sum()
+        l_cls = (per_step * alive).sum() / (alive.sum() if looking_steps is None else looking_steps)
     else:
         l_cls = nn.functional.cross_entropy(r.final_logits(), y)
     probs = torch.softmax(r.logits.detach(), -1).cpu().numpy()
@@ -519,7 +522,13 @@ class RecurrentFrameAgent(TorchAgent):
         mine = distributed.shard(videos)
         share = len(mine) / len(videos)
         r = rollout(self.model, env, mine, self.buffers, self.device, sigma=self.settings.sigma)
-        terms = losses(r, self.settings)
+        looking = None
+        if self.settings.perstep_loss and r.alive is not None and distributed.is_distributed():
+            # the one-process loss averages over the looking steps of the whole batch: divide
+            # by the batch's count, times this rank's share (which sum_gradients multiplies in)
+            steps = distributed.weighted_sum({"steps": float(r.alive.sum())}, 1.0, self.device)
+            looking = steps["steps"] * share
+        terms = losses(r, self.settings, looking)
         terms["total"].backward()
         distributed.sum_gradients(self.model.parameters(), share)
         return r, terms, share

@@ -37,7 +37,10 @@ from baselines.recurrent import standardization
 
 harness_env = harness_fixtures.harness_env
 REPO = Path(__file__).resolve().parents[1]
-AGENTS = ("adaframe-5", "frameglimpse-5", "fastforward-5")
+# (name, settings): the per-step loss with a learned stop averages over looking steps, which
+# the ranks must count over the whole batch
+AGENTS = (("adaframe-5", {}), ("frameglimpse-5", {}), ("fastforward-5", {}),
+          ("fastforward-5", {"perstep_loss": "true"}))  # fmt: skip
 BATCH = 15  # 48 train videos: 3 updates an epoch; 8 + 7 videos on two ranks
 
 pytestmark = pytest.mark.skipif(
@@ -66,8 +69,8 @@ def train_and_gradient(cache: Path) -> dict:
     out = {}
     settings = {"dropout": "0", "optimizer": "sgd", "lr": "0.05", "batch_size": str(BATCH)}
     with deterministic_sampling():
-        for name in AGENTS:
-            config = run_cfg(epochs=1, settings=settings)
+        for name, extra in AGENTS:
+            config = run_cfg(epochs=1, settings={**settings, **extra})
             agent = make_agent(name, config)
             agent.setup(store, config)
             agent.buffers = standardization(store, train, np.random.default_rng(0))
@@ -78,7 +81,7 @@ def train_and_gradient(cache: Path) -> dict:
                     if p.grad is not None}  # fmt: skip
             agent.model.zero_grad()
             agent.fit(store, train, config)
-            out[name] = {"grad": grad, "state": agent.model.state_dict(),
+            out[(name, *extra)] = {"grad": grad, "state": agent.model.state_dict(),
                          "history": agent.history}  # fmt: skip
     return out
 
@@ -107,8 +110,9 @@ def test_two_gloo_ranks_match_one_process(tiny_cache, tmp_path, single_torch_thr
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
     one = train_and_gradient(tiny_cache)
     assert "without torchrun" in ranks[0]["refused"]
-    for name in AGENTS:
-        expected, got, other = one[name], ranks[0][name], ranks[1][name]
+    for name, extra in AGENTS:
+        run = (name, *extra)
+        expected, got, other = one[run], ranks[0][run], ranks[1][run]
         assert sorted(got["grad"]) == sorted(expected["grad"])
         for key, g in expected["grad"].items():  # the split batch's gradient is the batch's
             torch.testing.assert_close(got["grad"][key], g, rtol=1e-4, atol=1e-6)
@@ -119,7 +123,7 @@ def test_two_gloo_ranks_match_one_process(tiny_cache, tmp_path, single_torch_thr
         for row, ref in zip(got["history"], expected["history"], strict=True):
             for key in ("loss_cls", "loss_utl", "j_sel", "train_top1", "return", "frames",
                         "val_map"):  # fmt: skip
-                assert row[key] == pytest.approx(ref[key], rel=1e-4, abs=1e-6), (name, key)
+                assert row[key] == pytest.approx(ref[key], rel=1e-4, abs=1e-6), (run, key)
         assert all(math.isnan(row["val_map"]) for row in other["history"])  # rank 0's job
 
 

@@ -12,7 +12,9 @@ the policy's mean (no early exit):
   policy the weak part?), and AvgPooling over those uniform frames;
 - where the policy looks: mean and spread of the location per step, three example videos, the
   mean jump between consecutive steps and the span of a video's locations;
-- the trained policy sampled as in training (sigma 0.1 and 0.2) instead of its mean.
+- the trained policy sampled as in training (sigma 0.1 and 0.2) instead of its mean;
+- on the train videos, the paper's objective (the discounted return of the agent's own
+  reward) and top-1 with its own policy and with uniform locations (:func:`train_objective`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adaframe_env.env import open_store  # noqa: E402
 from adaframe_env.harness.protocol import RunConfig  # noqa: E402
 from adaframe_env.metrics import mean_average_precision  # noqa: E402
-from agents.adaframe import AdaFrameAgent, Rollout, rollout  # noqa: E402
+from adaframe_env.rewards import episode_rewards  # noqa: E402
+from agents.adaframe import AdaFrameAgent, Rollout, discounted_returns, rollout  # noqa: E402
 from baselines.avgpool import pooled_scores  # noqa: E402
 
 
@@ -67,6 +70,7 @@ def diagnose(store, settings: dict, budget: int, seed: int) -> dict:
         "mean_jump": round(float(np.abs(np.diff(loc[:, 1:], axis=1)).mean()), 3),
         "mean_span": round(float((loc[:, 1:].max(1) - loc[:, 1:].min(1)).mean()), 3),
     }
+    out["objective_on_train"] = train_objective(agent, store, budget)
     env = agent._env(store, "val", min(256, len(val)))
     positions = np.searchsorted(env.split_videos, val)
     with torch.no_grad():
@@ -82,6 +86,26 @@ def diagnose(store, settings: dict, budget: int, seed: int) -> dict:
                 "avgpool_on_its_frames": m(pooled_scores(store, val, list(frames))),
                 "distinct_frames": round(float(np.mean([len(np.unique(f)) for f in frames])), 2),
             }
+    return out
+
+
+def train_objective(agent: AdaFrameAgent, store, budget: int) -> dict:
+    """Does the paper's objective prefer what the policy learned? On the **train** videos, the
+    trained network's discounted return (Eq. 5, its own reward) and top-1 at step K, with its
+    own policy mean against the same network fed uniform locations. A policy that earns more
+    return with worse accuracy is the optimizer doing its job on an objective that does not
+    pay for what accuracy needs."""
+    train = store.videos("train")
+    s = agent.settings
+    out = {}
+    for name, locations in (("own", None), ("uniform", (np.arange(budget) + 0.5) / budget)):
+        r = agent._run(store, train, locations=locations)
+        probs = torch.softmax(r.logits, -1).numpy()
+        rewards = episode_rewards(s.reward, probs, r.labels)
+        out[name] = {
+            "return": round(float(discounted_returns(rewards, s.gamma)[:, 0].mean()), 3),
+            "top1": round(100 * float((probs[:, -1].argmax(-1) == r.labels).mean()), 1),
+        }
     return out
 
 

@@ -278,38 +278,17 @@ def test_diagnostics_report_the_objective_on_train_for_own_and_uniform_frames(ti
     assert len(out["val_map_by_epoch"]) == 1 and len(out["location_mean_by_step"]) == 4
 
 
-def _cache_with_evidence_only(dest: Path, where: str) -> Path:
-    """The tiny preset with every frame outside the ``where`` 40% of each video ("early" or
-    "late") replaced by class-free noise: the evidence sits at one known place."""
-    from adaframe_env.data.recognizer import fit_and_attach
-    from adaframe_env.data.synth import generate
-    from adaframe_env.data.writer import write_cache
-
-    arrays, attrs = generate(preset("tiny", videos_per_class=(40, 8, 10)), progress=False)
-    feats = arrays["frames/features"].astype(np.float32)
-    relevance = arrays["frames/relevance"].astype(np.float32)
-    rng = np.random.default_rng(0)
-    mean, std = feats.mean(0), feats.std(0)
-    for offset, n in zip(arrays["videos/offset"], arrays["videos/length"], strict=True):
-        position = (np.arange(n) + 0.5) / n
-        empty = offset + np.nonzero(position < 0.6 if where == "late" else position > 0.4)[0]
-        feats[empty] = mean + std * rng.standard_normal((len(empty), feats.shape[1]))
-        relevance[empty] = 0.0
-    arrays["frames/features"] = feats.astype(np.float16)
-    arrays["frames/relevance"] = relevance.astype(np.float16)
-    fit_and_attach(arrays, seed=0, progress=False)
-    return write_cache(dest, arrays, attrs)
-
-
 @pytest.mark.parametrize("where", ["early", "late"])
 def test_the_location_policy_learns_where_the_evidence_is(tmp_path, where, single_torch_thread):
     """The paper's Gaussian policy and margin reward, trained through the env, move the policy
     mean into the 40% of the video that holds the evidence (and out of the middle, where it
     starts): the learning machinery works when there is a place to learn."""
-    store = open_store(_cache_with_evidence_only(tmp_path / f"{where}.h5", where))
-    agent = AdaFrameAgent(4)
-    config = run_cfg(seed=0, epochs=20)
-    agent.setup(store, config)
-    agent.fit(store, store.videos("train"), config)
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from evidence_toys import fixed_place_cache, train
+
+    store = open_store(fixed_place_cache(tmp_path / f"{where}.h5", where))
+    agent = train(store, {}, seed=0, epochs=20)
     looked = agent._run(store, store.videos("test")).location[:, 1:].mean().item()
     assert looked > 0.6 if where == "late" else looked < 0.4, looked

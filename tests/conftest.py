@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,19 @@ import pytest
 import torch
 
 from adaframe_env.data.synth import preset, synthesize
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory):
+    """Everything a test would write to the per-user cache (validation stamps, proxies,
+    checkpoints) goes to a session folder instead: the suite never touches ~/.cache."""
+    before = os.environ.get("ADAFRAME_CACHE_DIR")
+    os.environ["ADAFRAME_CACHE_DIR"] = str(tmp_path_factory.mktemp("user_cache"))
+    yield
+    if before is None:
+        del os.environ["ADAFRAME_CACHE_DIR"]
+    else:
+        os.environ["ADAFRAME_CACHE_DIR"] = before
 
 
 @pytest.fixture

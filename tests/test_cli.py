@@ -21,7 +21,11 @@ from adaframe_env.data.schema import SCHEMA_VERSION, validate
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 CLI = [sys.executable, "-m", "adaframe_env.cli"]
-SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment at call time (conftest points the per-user cache at a test folder)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -275,7 +279,7 @@ def _run_subprocesses(cmds: list[list[str]]) -> list[subprocess.CompletedProcess
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=SUBPROCESS_ENV,
+            env=subprocess_env(),
         )
         for cmd in cmds
     ]
@@ -317,7 +321,7 @@ def test_console_script_is_installed(tiny_cache):
         [str(script), "validate", str(tiny_cache)],
         capture_output=True,
         text=True,
-        env=SUBPROCESS_ENV,
+        env=subprocess_env(),
         timeout=120,
     )
     assert r.returncode == 0 and f"valid schema v{SCHEMA_VERSION} cache" in r.stdout

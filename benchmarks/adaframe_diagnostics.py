@@ -37,6 +37,11 @@ from agents.adaframe import AdaFrameAgent, Rollout, discounted_returns, rollout 
 from baselines.avgpool import pooled_scores  # noqa: E402
 
 
+def uniform_locations(budget: int) -> np.ndarray:
+    """The centres of ``budget`` equal parts of the video: uniform frames as locations."""
+    return (np.arange(budget) + 0.5) / budget
+
+
 def diagnose(store, settings: dict, budget: int, seed: int) -> dict:
     agent = AdaFrameAgent(budget, {k: str(v) for k, v in settings.items()})
     agent.name = f"adaframe-{budget}"
@@ -54,7 +59,7 @@ def diagnose(store, settings: dict, budget: int, seed: int) -> dict:
     r = agent._run(store, val)
     probs = torch.softmax(r.logits, -1).numpy()
     loc = r.location.numpy()
-    uniform = agent._run(store, val, locations=(np.arange(budget) + 0.5) / budget)
+    uniform = agent._run(store, val, locations=uniform_locations(budget))
     out = {
         "settings": settings,
         "train_seconds": round(seconds, 1),
@@ -98,7 +103,7 @@ def train_objective(agent: AdaFrameAgent, store, budget: int) -> dict:
     train = store.videos("train")
     s = agent.settings
     out = {}
-    for name, locations in (("own", None), ("uniform", (np.arange(budget) + 0.5) / budget)):
+    for name, locations in (("own", None), ("uniform", uniform_locations(budget))):
         r = agent._run(store, train, locations=locations)
         probs = torch.softmax(r.logits, -1).numpy()
         rewards = episode_rewards(s.reward, probs, r.labels)

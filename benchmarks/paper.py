@@ -149,7 +149,7 @@ class State:
 def _hparams(cell: Cell, config: RunConfig) -> dict:
     """The agent's hyperparameters with today's defaults: a cell recorded under other defaults
     (an older version of an agent) is run again rather than reported stale."""
-    agent = make_agent(cell.agent, config)
+    agent = make_agent(cell.agent, config)  # as the row records them (JSON: tuples are lists)
     return json.loads(json.dumps(agent.hparams() if hasattr(agent, "hparams") else {}))
 
 
@@ -162,7 +162,8 @@ def run_cells(cells: list[Cell], seeds: list[int], dataset: str, out: Path, stat
         key = cell.key(seed)
         config = RunConfig(seed=seed, progress=False, settings=dict(cell.settings),
                            mu=cell.mu or (0.7,))  # fmt: skip
-        if key in state.cells and state.cells[key].get("hparams") == _hparams(cell, config):
+        done = state.cells.get(key)
+        if done and done["rows"][0].get("hparams") == _hparams(cell, config):
             continue  # recorded by an earlier run with the same code defaults
         bar.set_postfix_str(key.replace("|", " ").strip())
         t0 = time.perf_counter()
@@ -170,8 +171,7 @@ def run_cells(cells: list[Cell], seeds: list[int], dataset: str, out: Path, stat
         for row in rows:
             row["_path"] = row["json_path"]  # where the plots find the per-video records
         state.cells[key] = {"rows": rows, "seconds": time.perf_counter() - t0,
-                            "reused_training_seconds": reused_training_seconds(rows[0]),
-                            "hparams": _hparams(cell, config)}  # fmt: skip
+                            "reused_training_seconds": reused_training_seconds(rows[0])}  # fmt: skip
         state.save()
     bar.close()
     return {c.key(s): state.cells[c.key(s)]["rows"] for c, s in todo}

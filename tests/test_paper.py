@@ -79,7 +79,7 @@ def test_paper_writes_its_report_and_resumes_without_rerunning(harness_env, monk
     # a cell recorded under other defaults (an older version of the agent) runs again
     state_file = folder / "paper-state.json"
     state = json.loads(state_file.read_text())
-    state["cells"][Cell("adaframe-5", mu=MUS).key(0)]["hparams"]["context"] = "content"
+    state["cells"][Cell("adaframe-5", mu=MUS).key(0)]["rows"][0]["hparams"]["context"] = "content"
     state_file.write_text(json.dumps(state))
     reran = []
     monkeypatch.setattr(paper, "run_agent", lambda name, *a, **k: reran.append(name) or no_rerun())

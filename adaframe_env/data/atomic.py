@@ -11,6 +11,7 @@ output (an import's staging arrays) takes a :func:`scratch_file`, named and swep
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -97,3 +98,17 @@ def scratch_file(dest: str | os.PathLike, tag: str) -> Iterator[Path]:
         yield path
     finally:
         path.unlink(missing_ok=True)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """``obj`` as indented JSON at ``path``, atomically; NumPy values become plain ones."""
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if hasattr(o, "tolist"):  # NumPy scalars and arrays
+        return o.tolist()
+    if isinstance(o, type):
+        return f"{o.__module__}.{o.__qualname__}"
+    return str(o)

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from adaframe_env.data.atomic import atomic_output
+from adaframe_env.data.atomic import write_json
 from adaframe_env.data.resolve import cache_dir
 from adaframe_env.data.schema import SPLITS, CacheError, CacheSummary, validate
 
@@ -67,18 +67,11 @@ def validate_once(path: str | os.PathLike, require_recognizer: bool = True,
     summary = validate(path, require_recognizer)
     try:
         stamp.parent.mkdir(parents=True, exist_ok=True)
-        record = {"path": str(path.resolve()), "version": version,
-                  "summary": dataclasses.asdict(summary)}  # fmt: skip
-        with atomic_output(stamp) as tmp:
-            Path(tmp).write_text(json.dumps(record, default=_plain))
+        write_json(stamp, {"path": str(path.resolve()), "version": version,
+                           "summary": dataclasses.asdict(summary)})  # fmt: skip
     except OSError:
         pass  # a read-only home: nothing remembered, nothing lost
     return summary
-
-
-def _plain(value):
-    """JSON for the NumPy scalars and arrays among a cache's attributes."""
-    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 class FeatureStore:

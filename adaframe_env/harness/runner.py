@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from adaframe_env.data.atomic import atomic_output
+from adaframe_env.data.atomic import write_json
 from adaframe_env.data.resolve import cache_dir, resolve_data
 from adaframe_env.env import open_store
 from adaframe_env.harness import distributed
@@ -225,21 +225,6 @@ def summarize(store, videos, results: list[VideoResult], seconds: float):
         "seconds_per_video": seconds / len(videos), "n_videos": len(videos),
     }  # fmt: skip
     return metrics, records
-
-
-def write_json(path: Path, obj) -> None:
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, type):
-        return f"{o.__module__}.{o.__qualname__}"
-    return str(o)
 
 
 def run_agent(

@@ -416,7 +416,8 @@ class RecurrentFrameAgent(TorchAgent):
         self.device = torch.device(config.device)
         self.model.to(self.device)
 
-    def _env(self, store, split: str, num_envs: int) -> AdaFrameVectorEnv:
+    def make_env(self, store, split: str, num_envs: int) -> AdaFrameVectorEnv:
+        """The vector env this agent trains and evaluates on (one per split and size, kept)."""
         key = (str(store.path), split, num_envs)
         if key not in self._envs:
             self._envs[key] = AdaFrameVectorEnv(
@@ -463,7 +464,7 @@ class RecurrentFrameAgent(TorchAgent):
         batch = min(s.batch_size, len(train_videos))
         if batch < world:
             raise ValueError(f"{self.method}: a batch of {batch} videos on {world} processes")
-        env = self._env(store, "train", math.ceil(batch / world))  # one shard's episodes
+        env = self.make_env(store, "train", math.ceil(batch / world))  # one shard's episodes
         env.reset(seed=config.seed)
         if not np.isin(train_videos, env.split_videos).all():
             raise ValueError(f"{self.method}: train_videos must be videos of the train split")
@@ -537,19 +538,19 @@ class RecurrentFrameAgent(TorchAgent):
     def _val_map(self, store, val) -> float:
         if len(val) == 0:
             return float("nan")
-        scores = torch.softmax(self._run(store, val).final_logits(), -1).cpu().numpy()
+        scores = torch.softmax(self.episodes(store, val).final_logits(), -1).cpu().numpy()
         return float(mean_average_precision(scores, store.label[val]))
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def _run(self, store, videos, locations: np.ndarray | None = None) -> Rollout:
+    def episodes(self, store, videos, locations: np.ndarray | None = None) -> Rollout:
         """Deterministic K-step episodes (the policy's mean, or fixed ``locations``) for file
         indices ``videos``."""
         self.model.eval()
         split = SPLIT_NAMES[int(store.split[videos[0]])]
         if np.any(store.split[videos] != store.split[videos[0]]):
             raise ValueError(f"{self.method} evaluates one split at a time")
-        env = self._env(store, split, min(256, max(len(videos), 1)))
+        env = self.make_env(store, split, min(256, max(len(videos), 1)))
         positions = np.searchsorted(env.split_videos, videos)  # split_videos is sorted
         parts = [rollout(self.model, env, positions[i : i + env.num_envs], self.buffers,
                          self.device, locations=locations)
@@ -565,7 +566,7 @@ class RecurrentFrameAgent(TorchAgent):
         reused for every ``mu`` (so the first mu's time includes it)."""
         key = (str(store.path), tuple(int(v) for v in videos))
         if key not in self._rollouts:
-            self._rollouts[key] = self._run(store, np.asarray(videos))
+            self._rollouts[key] = self.episodes(store, np.asarray(videos))
         r = self._rollouts[key]
         exits = self.exits(r, mu)
         probs = torch.softmax(r.logits, -1).cpu().numpy()

@@ -56,10 +56,10 @@ def diagnose(store, settings: dict, budget: int, seed: int) -> dict:
     def m(scores):
         return round(100 * mean_average_precision(scores, labels), 1)
 
-    r = agent._run(store, val)
+    r = agent.episodes(store, val)
     probs = torch.softmax(r.logits, -1).numpy()
     loc = r.location.numpy()
-    uniform = agent._run(store, val, locations=uniform_locations(budget))
+    uniform = agent.episodes(store, val, locations=uniform_locations(budget))
     out = {
         "settings": settings,
         "train_seconds": round(seconds, 1),
@@ -76,7 +76,7 @@ def diagnose(store, settings: dict, budget: int, seed: int) -> dict:
         "mean_span": round(float((loc[:, 1:].max(1) - loc[:, 1:].min(1)).mean()), 3),
     }
     out["objective_on_train"] = train_objective(agent, store, budget)
-    env = agent._env(store, "val", min(256, len(val)))
+    env = agent.make_env(store, "val", min(256, len(val)))
     positions = np.searchsorted(env.split_videos, val)
     with torch.no_grad():
         for sigma in (0.1, 0.2):
@@ -104,7 +104,7 @@ def train_objective(agent: AdaFrameAgent, store, budget: int) -> dict:
     s = agent.settings
     out = {}
     for name, locations in (("own", None), ("uniform", uniform_locations(budget))):
-        r = agent._run(store, train, locations=locations)
+        r = agent.episodes(store, train, locations=locations)
         probs = torch.softmax(r.logits, -1).numpy()
         rewards = episode_rewards(s.reward, probs, r.labels)
         out[name] = {

@@ -104,7 +104,7 @@ def train(store, settings: dict, seed: int, epochs: int) -> AdaFrameAgent:
 def report(store, agent: AdaFrameAgent, centres: np.ndarray | None = None) -> dict:
     test = store.videos("test")
     labels = store.label[test]
-    r = agent._run(store, test)
+    r = agent.episodes(store, test)
     location = r.location.numpy()
     out = {
         "map": round(

@@ -62,7 +62,7 @@ def compare_stop_rules(agent, store, videos) -> list[dict]:
     thresholds matching each one's mean exit step, and fixed 0.5 / 1.0 nats, for a trained
     AdaFrame ``agent`` on ``videos`` (one full-budget rollout shared by every rule)."""
     with torch.no_grad():
-        r = agent._run(store, videos)
+        r = agent.episodes(store, videos)
     probs = torch.softmax(r.logits, -1).cpu().numpy()
     utility = r.utility.cpu().numpy()
     labels, k = store.label[videos], agent.k

@@ -75,7 +75,7 @@ def env_cost(store_path, batch: int, k: int, updates: int) -> float:
     agent = make_agent(f"adaframe-{k}", config)
     store = open_store(store_path)
     agent.setup(store, config)
-    env = agent._env(store, "train", batch)
+    env = agent.make_env(store, "train", batch)
     rng = np.random.default_rng(0)
 
     def episodes():
@@ -114,7 +114,7 @@ def proxy_update(store_path, settings: dict, k: int, updates: int, device: str) 
     rng = np.random.default_rng(0)
     agent.buffers = standardization(store, train, rng)
     batch = min(s.batch_size, len(train))
-    env = agent._env(store, "train", batch)
+    env = agent.make_env(store, "train", batch)
     opt_cls = torch.optim.SGD if s.optimizer == "sgd" else torch.optim.Adam
     opt = opt_cls(net.parameters(), s.lr, weight_decay=s.weight_decay)
     net.train()

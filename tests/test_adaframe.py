@@ -290,5 +290,5 @@ def test_the_location_policy_learns_where_the_evidence_is(tmp_path, where, singl
 
     store = open_store(fixed_place_cache(tmp_path / f"{where}.h5", where))
     agent = train(store, {}, seed=0, epochs=20)
-    looked = agent._run(store, store.videos("test")).location[:, 1:].mean().item()
+    looked = agent.episodes(store, store.videos("test")).location[:, 1:].mean().item()
     assert looked > 0.6 if where == "late" else looked < 0.4, looked

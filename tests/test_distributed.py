@@ -74,7 +74,7 @@ def train_and_gradient(cache: Path) -> dict:
             agent = make_agent(name, config)
             agent.setup(store, config)
             agent.buffers = standardization(store, train, np.random.default_rng(0))
-            env = agent._env(store, "train", math.ceil(BATCH / distributed.world()))
+            env = agent.make_env(store, "train", math.ceil(BATCH / distributed.world()))
             agent.model.train()
             agent._backward(env, np.arange(BATCH))
             grad = {k: p.grad.clone() for k, p in agent.model.named_parameters()

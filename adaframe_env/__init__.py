@@ -22,7 +22,7 @@ def __getattr__(name: str):
 
         return AdaFrameEnv
     if name in ("import_features", "VideoFeatures"):  # pulls in torch (the recognizer's fit)
-        from adaframe_env.data import importer
+        from adaframe_env.build import importer
 
         return getattr(importer, name)
     raise AttributeError(f"module 'adaframe_env' has no attribute {name!r}")

@@ -1,20 +1,25 @@
-"""The paper's rewards as pure, batched NumPy functions (DESIGN.md 2).
-
-The environment computes them from its recognizer's running class scores; an agent with a
-classifier of its own (AdaFrame) computes the same rewards from its own scores with
-:func:`episode_rewards` and the label that ``info["label"]`` gives on the train split.
+"""The paper's rewards: the one kernel that the single env, the vector env and the agents
+call (docs/design.md, "The episode").
 
 Notation: ``s_t`` are the class scores after ``t`` observed frames (probabilities, (..., C)),
-``gt`` the true class.
+``gt`` the true class, ``m_t = s_t[gt] - max_{c != gt} s_t[c]`` the margin (paper Eq. 4).
+Step ``t > 1`` pays
 
-- margin (paper Eq. 4): ``m_t = s_t[gt] - max_{c != gt} s_t[c]``, reward
-  ``r_t = max(0, m_t - max_{t' < t} m_t')`` for ``t > 1``. The episode return telescopes to
-  ``max_t m_t - m_1``: the agent is paid for raising the best margin seen so far.
-- prediction (Table 5): ``r_t = s_t[gt]``.
-- prediction_transition (Table 5): ``r_t = s_t[gt] - s_{t-1}[gt]``.
+- margin (paper Eq. 4): ``max(0, m_t - max_{t' < t} m_t')``; an episode's return telescopes to
+  ``max_t m_t - m_1``: the agent is paid for raising the best margin seen so far;
+- prediction (Table 5): ``s_t[gt]``;
+- prediction_transition (Table 5): ``s_t[gt] - s_{t-1}[gt]``;
 
-There is no reward at ``t = 1`` (the frame observed at reset). An optional cost term subtracts
-``frame_cost * gflops`` of each step (:func:`cost_penalty`).
+minus ``frame_cost * g_t``, the env's price per GFLOP times the GFLOPs the step spent (a new
+frame's ``gflops_per_frame``, 0 for a revisit). There is no reward at ``t = 1`` (the frame
+observed at reset).
+
+The kernel comes in two forms side by side, the same formula in the same order of operations
+(so the two envs agree to the bit): :func:`reward_of_step` on Python floats, for the single env's
+step (a NumPy call per step would cost it more than the rest of the step), and
+:func:`rewards_of_steps` on arrays, for the vector env and for :func:`episode_rewards`, which
+agents with a classifier of their own (AdaFrame) use to score their episodes from their own
+``s_t`` and the label that ``info["label"]`` gives on the train split.
 """
 
 from __future__ import annotations
@@ -31,6 +36,52 @@ def check_reward_name(name: str) -> str:
     return name
 
 
+# --------------------------------------------------------------------------- the kernel
+def reward_of_step(
+    kind: str,
+    margin: float,
+    gt_score: float,
+    best_margin: float,
+    prev_gt_score: float,
+    frame_cost: float = 0.0,
+    gflops: float = 0.0,
+) -> float:
+    """Reward of one step ``t > 1`` of one episode: ``m_t``, ``s_t[gt]`` after the step,
+    ``max_{t'<t} m_t'`` and ``s_{t-1}[gt]`` before it, ``gflops`` it spent at ``frame_cost``
+    per GFLOP."""
+    if kind == "margin":
+        reward = max(0.0, margin - best_margin)
+    elif kind == "prediction":
+        reward = gt_score
+    else:
+        reward = gt_score - prev_gt_score
+    if frame_cost:
+        reward -= frame_cost * gflops
+    return reward
+
+
+def rewards_of_steps(
+    kind: str,
+    margin: np.ndarray,
+    gt_score: np.ndarray,
+    best_margin: np.ndarray,
+    prev_gt_score: np.ndarray,
+    frame_cost: float = 0.0,
+    gflops: np.ndarray | float = 0.0,
+) -> np.ndarray:
+    """:func:`reward_of_step` for arrays of episodes (any matching shapes)."""
+    if kind == "margin":
+        reward = np.maximum(0.0, margin - best_margin)
+    elif kind == "prediction":
+        reward = np.array(gt_score)  # a copy: callers may change the rewards in place
+    else:
+        reward = gt_score - prev_gt_score
+    if frame_cost:
+        reward = reward - frame_cost * np.asarray(gflops)
+    return reward
+
+
+# --------------------------------------------------------------------------- from scores
 def gt_score(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``s[gt]``: the score of the true class, shape ``scores.shape[:-1]``."""
     scores = np.asarray(scores)
@@ -51,6 +102,25 @@ def margin(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return (true[..., 0] - others.max(axis=-1)).astype(np.result_type(scores.dtype, np.float32))
 
 
+def episode_rewards(kind: str, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Rewards of whole episodes: ``scores`` (B, T, C) over steps -> rewards (B, T), by the
+    kernel (:func:`rewards_of_steps`), without a cost term.
+
+    ``rewards[:, 0]`` is 0 (no reward for the first frame); ``rewards[:, t]`` is the reward of
+    step ``t + 1`` in the paper's 1-based notation.
+    """
+    check_reward_name(kind)
+    scores = np.asarray(scores)
+    if scores.ndim != 3:
+        raise ValueError(f"scores must be (batch, steps, classes), got shape {scores.shape}")
+    labels = np.asarray(labels)[:, None]
+    m, g = margin(scores, labels), gt_score(scores, labels)
+    best_before = np.maximum.accumulate(m, axis=1)[:, :-1]
+    out = np.zeros(scores.shape[:2], dtype=np.result_type(scores.dtype, np.float32))
+    out[:, 1:] = rewards_of_steps(kind, m[:, 1:], g[:, 1:], best_before, g[:, :-1])
+    return out
+
+
 def step_reward(
     kind: str,
     scores: np.ndarray,
@@ -58,7 +128,7 @@ def step_reward(
     best_margin: np.ndarray | None = None,
     prev_gt_score: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Reward of one step ``t > 1`` from the scores ``s_t`` after it.
+    """Reward of one step ``t > 1`` from the scores ``s_t`` after it (by the kernel).
 
     Args:
         kind: one of :data:`REWARDS`.
@@ -68,43 +138,15 @@ def step_reward(
         prev_gt_score: ``s_{t-1}[gt]`` (B,), needed by ``"prediction_transition"``.
     """
     check_reward_name(kind)
-    if kind == "margin":
-        if best_margin is None:
-            raise ValueError("the margin reward needs best_margin (max of earlier margins)")
-        return np.maximum(0.0, margin(scores, labels) - best_margin)
-    s_gt = gt_score(scores, labels)
-    if kind == "prediction":
-        return s_gt
-    if prev_gt_score is None:
+    if kind == "margin" and best_margin is None:
+        raise ValueError("the margin reward needs best_margin (max of earlier margins)")
+    if kind == "prediction_transition" and prev_gt_score is None:
         raise ValueError("the prediction_transition reward needs prev_gt_score (s_{t-1}[gt])")
-    return s_gt - prev_gt_score
-
-
-def episode_rewards(kind: str, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Rewards of whole episodes: ``scores`` (B, T, C) over steps -> rewards (B, T).
-
-    ``rewards[:, 0]`` is 0 (no reward for the first frame); ``rewards[:, t]`` is the reward of
-    step ``t + 1`` in the paper's 1-based notation. Without a cost term; subtract
-    :func:`cost_penalty` for that.
-    """
-    check_reward_name(kind)
-    scores = np.asarray(scores)
-    if scores.ndim != 3:
-        raise ValueError(f"scores must be (batch, steps, classes), got shape {scores.shape}")
-    labels = np.asarray(labels)[:, None]
-    out = np.zeros(scores.shape[:2], dtype=np.result_type(scores.dtype, np.float32))
-    if kind == "margin":
-        m = margin(scores, labels)
-        best_before = np.maximum.accumulate(m, axis=1)[:, :-1]
-        out[:, 1:] = np.maximum(0.0, m[:, 1:] - best_before)
-    elif kind == "prediction":
-        out[:, 1:] = gt_score(scores, labels)[:, 1:]
-    else:
-        g = gt_score(scores, labels)
-        out[:, 1:] = np.diff(g, axis=1)
-    return out
+    m = margin(scores, labels) if kind == "margin" else None
+    g = gt_score(scores, labels)
+    return rewards_of_steps(kind, m, g, best_margin, prev_gt_score)
 
 
 def cost_penalty(frame_cost: float, gflops: np.ndarray) -> np.ndarray:
-    """The cost term ``frame_cost * gflops`` (lambda per GFLOP) subtracted from a reward."""
+    """The cost term ``frame_cost * gflops`` (lambda per GFLOP) that the kernel subtracts."""
     return frame_cost * np.asarray(gflops, dtype=np.float64)

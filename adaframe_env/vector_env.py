@@ -16,8 +16,16 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from adaframe_env._fast import to_float32
-from adaframe_env.data.store import MEMORY_SIZE
-from adaframe_env.env import _ARRAY_REFS, action_error, attach_arrays, check_options, make_config
+from adaframe_env.config import (
+    _ARRAY_REFS,
+    EnvArgs,
+    action_error,
+    attach_arrays,
+    check_options,
+    make_config,
+)
+from adaframe_env.data.store import MEMORY_SIZE, FeatureStore
+from adaframe_env.rewards import rewards_of_steps
 
 
 class AdaFrameVectorEnv(VectorEnv):
@@ -59,7 +67,7 @@ class AdaFrameVectorEnv(VectorEnv):
     def __init__(
         self,
         num_envs: int = 1,
-        data: str | os.PathLike | None = None,
+        data: str | os.PathLike | FeatureStore | None = None,
         split: str = "train",
         budget: int = 10,
         reward: str = "margin",
@@ -86,8 +94,10 @@ class AdaFrameVectorEnv(VectorEnv):
                 f"render_mode={render_mode!r}"
             )
         cfg = make_config(
-            data, split, budget, reward, memory, stop_action, frame_cost, dataset,
-            observation_keys, initial_location, label_in_info, lazy, memory_frames,
+            EnvArgs(data=data, split=split, budget=budget, reward=reward, memory=memory,
+                    stop_action=stop_action, frame_cost=frame_cost, dataset=dataset,
+                    observation_keys=observation_keys, initial_location=initial_location,
+                    label_in_info=label_in_info, lazy=lazy, memory_frames=memory_frames)
         )  # fmt: skip
         self.config = cfg
         self.memory_frames = cfg.memory_frames
@@ -210,17 +220,10 @@ class AdaFrameVectorEnv(VectorEnv):
 
         obs = self._observe(new)
         m, g = self._margin()
-        kind = self.reward_name
-        if kind == "margin":
-            r = np.maximum(0.0, m - self._best)
-        elif kind == "prediction":
-            r = g
-        else:
-            r = g - self._gt
-        reward = np.where(move, r, 0.0)
         gained = move & new
-        if self.frame_cost:
-            reward -= self.frame_cost * self._gpf * gained
+        r = rewards_of_steps(self.reward_name, m, g, self._best, self._gt, self.frame_cost,
+                             self._gpf * gained)  # fmt: skip
+        reward = np.where(move, r, 0.0)
         self._gflops += self._gpf * gained
         self._best = np.where(move, np.maximum(self._best, m), self._best)
         self._gt = np.where(move, g, self._gt)

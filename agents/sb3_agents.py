@@ -25,11 +25,11 @@ from stable_baselines3.common.vec_env import VecMonitor
 from torch import nn
 from tqdm.auto import tqdm
 
-from adaframe_env.harness.envagent import EnvPolicyAgent
-from adaframe_env.harness.protocol import RunConfig
+from adaframe_env.protocol import RunConfig
+from adaframe_env.protocol.envagent import EnvPolicyAgent
 from adaframe_env.sb3 import SB3VecEnv
 from adaframe_env.vector_env import AdaFrameVectorEnv
-from baselines.recurrent import positional_encoding
+from agents.recurrent.memory import positional_encoding
 
 
 class MemoryExtractor(BaseFeaturesExtractor):
@@ -155,7 +155,7 @@ class SB3Agent(EnvPolicyAgent):
         k = self.budget(config)
         epochs = config.epochs if config.epochs is not None else self.default_epochs
         total = max(1, epochs * len(train_videos) * max(k - 1, 1))
-        venv = AdaFrameVectorEnv(self.n_envs, data=store.path, split="train", budget=k, memory=True)
+        venv = AdaFrameVectorEnv(self.n_envs, data=store, split="train", budget=k, memory=True)
         # SB3's Gaussian policies act in [-1, 1]; without this, most samples would be clipped
         # to location 0 or 1 (0 is the reset frame: a free revisit that pays nothing).
         venv = gym.wrappers.vector.RescaleAction(venv, np.float32(-1), np.float32(1))

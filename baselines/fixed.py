@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaframe_env.harness.protocol import BaseAgent, RunConfig, VideoResult
+from adaframe_env.protocol import BaseAgent, RunConfig, VideoResult
 from baselines.avgpool import avgpool_g_scores, fit_fusion_weight, pooled_scores
 from baselines.sampling import select_frames
 

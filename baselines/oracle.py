@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adaframe_env.harness.protocol import BaseAgent, RunConfig, VideoResult
+from adaframe_env.protocol import BaseAgent, RunConfig, VideoResult
 from baselines.avgpool import pooled_scores
 from baselines.sampling import uniform_frames
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from adaframe_env.harness.envagent import EnvPolicyAgent
-from adaframe_env.harness.protocol import RunConfig
+from adaframe_env.protocol import RunConfig
+from adaframe_env.protocol.envagent import EnvPolicyAgent
 
 
 class UniformPolicy(EnvPolicyAgent):

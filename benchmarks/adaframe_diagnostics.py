@@ -30,8 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adaframe_env.env import open_store  # noqa: E402
-from adaframe_env.harness.protocol import RunConfig  # noqa: E402
 from adaframe_env.metrics import mean_average_precision  # noqa: E402
+from adaframe_env.protocol import RunConfig  # noqa: E402
 from adaframe_env.rewards import episode_rewards  # noqa: E402
 from agents.adaframe import AdaFrameAgent, Rollout, discounted_returns, rollout  # noqa: E402
 from baselines.avgpool import pooled_scores  # noqa: E402

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from adaframe_env.build.synth import preset, synthesize  # noqa: E402
 from adaframe_env.data.store import FeatureStore  # noqa: E402
-from adaframe_env.data.synth import preset, synthesize  # noqa: E402
 from adaframe_env.metrics import mean_average_precision, top1_accuracy  # noqa: E402
 from baselines.avgpool import memory_scores, pooled_scores  # noqa: E402
 from baselines.oracle import oracle_frames  # noqa: E402

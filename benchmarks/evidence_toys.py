@@ -31,13 +31,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from adaframe_env.data.recognizer import fit_and_attach  # noqa: E402
-from adaframe_env.data.synth import generate, preset  # noqa: E402
+from adaframe_env.build.recognizer import fit_and_attach  # noqa: E402
+from adaframe_env.build.synth import generate, preset  # noqa: E402
 from adaframe_env.data.writer import write_cache  # noqa: E402
 from adaframe_env.env import open_store  # noqa: E402
-from adaframe_env.harness.protocol import RunConfig  # noqa: E402
-from adaframe_env.harness.settings import parse_settings  # noqa: E402
 from adaframe_env.metrics import mean_average_precision  # noqa: E402
+from adaframe_env.protocol import RunConfig  # noqa: E402
+from adaframe_env.protocol.settings import parse_settings  # noqa: E402
 from agents.adaframe import AdaFrameAgent  # noqa: E402
 from baselines.avgpool import pooled_scores  # noqa: E402
 from baselines.sampling import uniform_frames  # noqa: E402

@@ -37,11 +37,11 @@ import torch  # noqa: E402
 from torch.distributions import Normal  # noqa: E402
 
 from adaframe_env.env import open_store  # noqa: E402
-from adaframe_env.harness.protocol import RunConfig  # noqa: E402
 from adaframe_env.harness.registry import make_agent  # noqa: E402
 from adaframe_env.harness.runner import resolve_dataset  # noqa: E402
+from adaframe_env.protocol import RunConfig  # noqa: E402
 from agents.adaframe import AdaFrameNet, AdaFrameSettings, Rollout, losses, rollout  # noqa: E402
-from baselines.recurrent import standardization  # noqa: E402
+from agents.recurrent.memory import standardization  # noqa: E402
 
 FCVID = {"train_videos": 45_611, "test_videos": 45_612, "seconds_per_video": 167, "fps": 1,
          "feature_dim": 2048, "light_dim": 1280, "classes": 239, "memory": 16}  # fmt: skip

@@ -9,8 +9,8 @@ positions through the heavy model, and averages their softmax scores. Nothing to
 
 import numpy as np
 
-from adaframe_env.harness import BaseAgent, VideoResult
 from adaframe_env.metrics import softmax
+from adaframe_env.protocol import BaseAgent, VideoResult
 
 
 class MemoryPeaks(BaseAgent):

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaframe_env.data.synth import preset, synthesize
+from adaframe_env.build.synth import preset, synthesize
 
 
 @pytest.fixture(scope="session", autouse=True)

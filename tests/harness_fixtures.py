@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from adaframe_env.harness.protocol import RunConfig
+from adaframe_env.protocol import RunConfig
 
 
 @pytest.fixture

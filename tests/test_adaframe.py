@@ -13,12 +13,12 @@ import pytest
 import torch
 from harness_fixtures import run_cfg
 
-from adaframe_env.data.synth import preset, synthesize
+from adaframe_env.build.synth import preset, synthesize
 from adaframe_env.env import open_store
 from adaframe_env.harness.registry import make_agent
 from adaframe_env.harness.runner import run_agent
-from agents.adaframe import (
-    AdaFrameAgent,
+from agents.adaframe import AdaFrameAgent
+from agents.recurrent import (
     AdaFrameSettings,
     Rollout,
     discounted_returns,
@@ -216,7 +216,7 @@ def test_memory_frames_setting_changes_what_is_observed_and_charged(
 
 
 def test_fit_trains_on_the_videos_it_is_given(tiny_cache, single_torch_thread, monkeypatch):
-    import agents.adaframe as module
+    import agents.recurrent.trainer as module
 
     store = open_store(tiny_cache)
     seen = []

@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import adaframe_env.cli as cli
+from adaframe_env.build import recognizer
+from adaframe_env.build.synth import generate, preset
+from adaframe_env.cli import data as cli
 from adaframe_env.cli import main
-from adaframe_env.data import atomic, recognizer, writer
+from adaframe_env.data import atomic, writer
 from adaframe_env.data.atomic import atomic_output
 from adaframe_env.data.schema import CacheError, validate
-from adaframe_env.data.synth import generate, preset
 from adaframe_env.data.writer import write_cache
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from adaframe_env.data.store import FeatureStore
-from adaframe_env.harness.protocol import RunConfig
+from adaframe_env.protocol import RunConfig
+from agents.recurrent.memory import MemoryAttention, MemoryLSTM, positional_encoding
 from baselines.fixed import AvgPoolAgent
 from baselines.oracle import OracleAgent, oracle_frames
-from baselines.recurrent import MemoryAttention, MemoryLSTM, positional_encoding
 from baselines.scsampler import SCSamplerAgent, salient_frames
 
 CFG = RunConfig(budget=5, progress=False)
@@ -121,7 +121,7 @@ def test_jittered_uniform_frames_take_one_frame_per_segment(length, k):
 
 
 def test_lstm_g_context_is_a_setting_and_the_default_keeps_old_keys():
-    from baselines.lstm import LSTMAgent
+    from agents.lstm import LSTMAgent
 
     default = LSTMAgent("uniform", 10, global_memory=True).hparams()
     encoded = LSTMAgent("uniform", 10, global_memory=True, settings={"context": "encoded"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from adaframe_env.data.recognizer import apply_head, assign_folds
+from adaframe_env.build.recognizer import apply_head, assign_folds
 from adaframe_env.metrics import softmax
 
 
@@ -56,7 +56,7 @@ def test_folds_are_stratified_and_deterministic():
 def test_near_constant_feature_dims_do_not_blow_up_the_logits():
     """Real CNN features (found extracting videos) have dims that barely move on the train
     frames; their standardized weights must stay bounded so val/test logits fit float16."""
-    from adaframe_env.data.recognizer import fit_softmax
+    from adaframe_env.build.recognizer import fit_softmax
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 40)

@@ -1,4 +1,4 @@
-"""Training on several processes (adaframe_env.harness.distributed, docs/distributed.md).
+"""Training on several processes (adaframe_env.distributed, docs/distributed.md).
 
 - Two gloo processes (torch.multiprocessing) against one process, with the trainer's random
   draws replaced by functions of each episode's own values and no dropout, so both runs see
@@ -29,11 +29,11 @@ import torch.distributed as dist
 from harness_fixtures import run_cfg
 from torch.distributions import Bernoulli, Categorical, Normal
 
+from adaframe_env import distributed
 from adaframe_env.env import open_store
-from adaframe_env.harness import distributed
 from adaframe_env.harness.registry import make_agent
 from adaframe_env.harness.runner import run_agent
-from baselines.recurrent import standardization
+from agents.recurrent.memory import standardization
 
 harness_env = harness_fixtures.harness_env
 REPO = Path(__file__).resolve().parents[1]

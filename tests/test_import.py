@@ -8,7 +8,6 @@ split column) are made once per module and shared; the bad-input tests fail befo
 from __future__ import annotations
 
 import csv
-import importlib.util
 import weakref
 from pathlib import Path
 
@@ -19,14 +18,14 @@ import pytest
 import torch
 
 from adaframe_env import FeatureStore, import_features, validate
-from adaframe_env.cli import main
-from adaframe_env.data.importer import (
+from adaframe_env.build.importer import (
     FeatureImportError,
     VideoFeatures,
     carve_splits,
     light_projection,
 )
-from adaframe_env.data.recognizer import assign_folds, fit_and_attach, fit_heads_out_of_core
+from adaframe_env.build.recognizer import assign_folds, fit_and_attach, fit_heads_out_of_core
+from adaframe_env.cli import main
 from adaframe_env.data.schema import SPLITS
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -311,9 +310,8 @@ def test_gym_env_runs_on_an_imported_cache(npy_import):
 
 def test_benchmark_harness_runs_on_an_imported_cache(npy_import, tmp_path, capsys):
     out, _ = npy_import
-    spec = importlib.util.spec_from_file_location("run_py", ROOT / "benchmarks" / "run.py")
-    run_py = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_py)
+    from adaframe_env.cli import run as run_py
+
     rc = run_py.main(["--agent", "avgpool-u5", "--dataset", str(out), "--out", str(tmp_path),
                       "--checkpoints", str(tmp_path / "ckpt"), "--no-plot", "--no-progress"])  # fmt: skip
     stdout = capsys.readouterr().out

@@ -4,16 +4,12 @@ numbers."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from harness_fixtures import harness_env  # noqa: F401
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import paper  # noqa: E402
-from paper import MUS, Cell, Results  # noqa: E402
+from adaframe_env.cli import paper
+from adaframe_env.cli.paper import MUS, Cell, Results
 
 
 def test_quick_is_a_subset_of_the_full_run_and_no_cell_repeats():

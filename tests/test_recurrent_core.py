@@ -14,9 +14,9 @@ from harness_fixtures import run_cfg
 
 from adaframe_env.harness.registry import make_agent
 from adaframe_env.harness.runner import run_agent
-from adaframe_env.harness.settings import apply_settings, parse_settings
-from baselines.lstm import LSTMSettings
-from baselines.recurrent import Readout
+from adaframe_env.protocol.settings import apply_settings, parse_settings
+from agents.lstm import LSTMSettings
+from agents.recurrent.memory import Readout
 
 harness_env = harness_fixtures.harness_env
 REPO = Path(__file__).resolve().parents[1]

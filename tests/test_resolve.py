@@ -10,16 +10,12 @@ import warnings
 
 import pytest
 
-from adaframe_env.data import resolve
-from adaframe_env.data.resolve import (
-    SyntheticDataWarning,
-    cache_dir,
-    ensure_proxy,
-    proxy_path,
-    resolve_data,
-)
+from adaframe_env.build import proxy as resolve
+from adaframe_env.build import synth
+from adaframe_env.build.proxy import SyntheticDataWarning, ensure_proxy, resolve_data
+from adaframe_env.build.synth import preset
+from adaframe_env.data.paths import cache_dir, proxy_path
 from adaframe_env.data.schema import SCHEMA_VERSION, validate
-from adaframe_env.data.synth import preset
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -46,7 +42,7 @@ def fake_synthesize(monkeypatch, tiny_cache):
         shutil.copyfile(tiny_cache, dest)
         return dest
 
-    monkeypatch.setattr(resolve, "synthesize", fake)
+    monkeypatch.setattr(synth, "synthesize", fake)
     return calls
 
 
@@ -153,7 +149,7 @@ def test_fallback_warning_when_proxy_already_cached(isolated, fake_synthesize):
 
 def test_fallback_really_generates_in_the_schema(monkeypatch, isolated):
     """The fcvid fallback without the 1 GB: map the preset lookup to the tiny preset."""
-    monkeypatch.setattr(resolve, "preset", lambda name, seed=0: preset("tiny", seed=seed))
+    monkeypatch.setattr(synth, "preset", lambda name, seed=0: preset("tiny", seed=seed))
     with pytest.warns(SyntheticDataWarning):
         path = resolve_data(None, dataset="fcvid")
     assert path == isolated / f"fcvid-proxy-v{SCHEMA_VERSION}-seed0.h5"

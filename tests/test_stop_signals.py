@@ -1,14 +1,10 @@
-"""benchmarks/stop_signals.py: the entropy stop rule."""
+"""adaframe_env.harness.paper.stop_signals: the entropy stop rule."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from stop_signals import entropy_exit  # noqa: E402
+from adaframe_env.harness.paper.stop_signals import entropy_exit
 
 
 def test_entropy_exit_stops_at_the_first_confident_step_else_at_k():

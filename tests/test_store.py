@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
+from adaframe_env.build.synth import preset
 from adaframe_env.data.schema import CacheError
 from adaframe_env.data.store import (
     FRAME_ARRAYS,
@@ -18,7 +19,6 @@ from adaframe_env.data.store import (
     frame_of_location,
     memory_frame_index,
 )
-from adaframe_env.data.synth import preset
 
 
 @pytest.fixture(scope="module")

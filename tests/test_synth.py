@@ -8,9 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
+from adaframe_env.build.synth import PRESETS, SynthConfig, generate, preset
 from adaframe_env.cli import main
 from adaframe_env.data.schema import validate
-from adaframe_env.data.synth import PRESETS, SynthConfig, generate, preset
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -146,3 +146,11 @@ def test_presets():
     assert preset("tiny", seed=5).seed == 5 and PRESETS["tiny"].seed == 0
     with pytest.raises(ValueError, match="unknown preset 'nope'"):
         preset("nope")
+
+
+def test_the_names_a_user_can_give_are_the_presets():
+    """``data="tiny"`` is resolved without importing the generator: the names it knows
+    (:data:`adaframe_env.data.paths.PRESET_NAMES`) must be the generator's presets."""
+    from adaframe_env.data.paths import PRESET_NAMES
+
+    assert tuple(sorted(PRESETS)) == PRESET_NAMES

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from adaframe_env.data.atomic import write_json
-from adaframe_env.data.resolve import cache_dir
+from adaframe_env.data.paths import cache_dir
 from adaframe_env.data.schema import SPLITS, CacheError, CacheSummary, validate
 
 MEMORY_SIZE = 16  # light frames in the global memory (paper section 4.1)

@@ -1,6 +1,4 @@
-"""The benchmark harness: one protocol for every agent, a registry of names, the runner and the
-plots (DESIGN.md 5-6). See :mod:`adaframe_env.harness.protocol` and ``docs/harness.md``."""
-
-from adaframe_env.harness.protocol import Agent, BaseAgent, RunConfig, TorchAgent, VideoResult
-
-__all__ = ["Agent", "BaseAgent", "RunConfig", "TorchAgent", "VideoResult"]
+"""The benchmark harness (layer 6, docs/design.md): agent names (:mod:`.registry`), the run
+(:mod:`.runner`), the plots (:mod:`.plots`) and the paper's experiments (:mod:`.paper`). It
+knows the methods only through their names (entry-point group ``adaframe_gym.agents``); the
+interface they implement is :mod:`adaframe_env.protocol`. See ``docs/harness.md``."""

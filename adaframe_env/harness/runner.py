@@ -4,7 +4,7 @@ compute the metrics, write the results (DESIGN.md 6).
 ``run_agent(name, dataset, config, out)`` is what ``benchmarks/run.py`` calls; it returns one
 result dict per setting (one per ``mu`` for agents with ``uses_mu``, else one).
 
-Under ``torchrun`` (:mod:`adaframe_env.harness.distributed`, docs/distributed.md) every rank
+Under ``torchrun`` (:mod:`adaframe_env.distributed`, docs/distributed.md) every rank
 calls ``run_agent``: rank 0 builds a missing cache first, all ranks train together (agents that
 declare ``distributed = True``: the recurrent agents), rank 0 alone writes the checkpoint, then
 evaluates and writes the results; the other ranks return an empty list once the checkpoint is
@@ -28,13 +28,14 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from adaframe_env import distributed
+from adaframe_env.build.proxy import resolve_data
 from adaframe_env.data.atomic import write_json
-from adaframe_env.data.resolve import cache_dir, resolve_data
+from adaframe_env.data.paths import cache_dir
 from adaframe_env.env import open_store
-from adaframe_env.harness import distributed
-from adaframe_env.harness.protocol import RunConfig, VideoResult
-from adaframe_env.harness.registry import make_agent
+from adaframe_env.harness.registry import make_agent, name_fixes_budget
 from adaframe_env.metrics import mean_average_precision, top1_accuracy
+from adaframe_env.protocol import RunConfig, VideoResult
 
 #: keys every result JSON has (DESIGN.md 6; tests check them)
 RESULT_KEYS = (
@@ -128,7 +129,7 @@ def fit_or_load(agent, store, config: RunConfig, fp: str, checkpoints: Path | No
     Under ``torchrun`` rank 0 decides whether the checkpoint exists, every rank trains (or
     loads), rank 0 alone writes the checkpoint, and every rank returns once it is on disk. The
     world size is not part of the key (a run on W processes is the same experiment up to the
-    seed's draws: :meth:`agents.adaframe.RecurrentFrameAgent.fit`); DONE.json records it.
+    seed's draws: the recurrent agents' ``fit``); DONE.json records it.
     """
     train = store.videos("train")
     if not getattr(agent, "trainable", False):
@@ -242,13 +243,13 @@ def run_agent(
     agent = make_agent(name, config)  # a wrong name or setting fails before any data is made
     if distributed.is_distributed() and not getattr(agent, "distributed", False):
         raise ValueError(
-            f"{name} trains in one process: run it without torchrun (adaframe, frameglimpse "
-            f"and fastforward train on several)"
+            f"{name} trains in one process: run it without torchrun (agents that declare "
+            "distributed = True train on several)"
         )
     with distributed.main_first():  # rank 0 builds a missing cache, then the others read it
         path = resolve_dataset(dataset, progress=config.progress)
     store = open_store(path, lazy=config.lazy)
-    name_has_k = bool(re.search(r"-(?:[ur]?\d+|all)$", name)) and ":" not in name
+    name_has_k = name_fixes_budget(name)
     if name_has_k:
         # the name fixes K (None: all frames); a copy, so the caller's config is left alone
         config = dataclasses.replace(config, budget=getattr(agent, "k", config.budget))

@@ -2,10 +2,10 @@
 
 LSTM: a one-layer LSTM over the heavy features of K uniform (U) / random (R) frames or of all
 frames, in temporal order; the class scores come from the last step through the shared
-:class:`baselines.recurrent.Readout` (default ``residual``: the recognizer's AvgPooling over the
+:class:`agents.recurrent.memory.Readout` (default ``residual``: the recognizer's AvgPooling over the
 same frames plus a correction learned from the last hidden state; ``--set readout=plain`` is the
 paper's fully connected layer alone). LSTM-G: the same LSTM with the global memory, attended with
-the positional encoding of paper Eq. 1-2 at every step (:class:`baselines.recurrent.MemoryLSTM`).
+the positional encoding of paper Eq. 1-2 at every step (:class:`agents.recurrent.memory.MemoryLSTM`).
 
 Training (:class:`LSTMSettings`, each settable with ``--set key=value``): Adam (lr 1e-3, weight
 decay 1e-4), batch 64, 6 epochs, dropout 0.5 on the last hidden state. The epochs and dropout
@@ -26,24 +26,24 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from adaframe_env.harness.protocol import RunConfig, TorchAgent, VideoResult
-from adaframe_env.harness.settings import apply_settings
+from adaframe_env.protocol import RunConfig, TorchAgent, VideoResult
+from adaframe_env.protocol.settings import apply_settings
+from agents.recurrent.memory import CONTEXTS, READOUTS, MemoryLSTM, Readout, standardization
 from baselines.avgpool import pooled_scores
 from baselines.fixed import sampled_frames
-from baselines.recurrent import CONTEXTS, READOUTS, MemoryLSTM, Readout, standardization
 from baselines.sampling import jittered_uniform_frames, select_frames
 
 
 @dataclass(frozen=True)
 class LSTMSettings:
     hidden: int = 256
-    readout: str = "residual"  # one of baselines.recurrent.READOUTS
+    readout: str = "residual"  # one of agents.recurrent.memory.READOUTS
     dropout: float = 0.5
     epochs: int = 6
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    context: str = "content"  # u_t of the -G variants (baselines.recurrent.CONTEXTS)
+    context: str = "content"  # u_t of the -G variants (agents.recurrent.memory.CONTEXTS)
 
     def __post_init__(self):
         if self.context not in CONTEXTS:

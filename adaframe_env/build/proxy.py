@@ -1,4 +1,5 @@
-"""Find the cache a user means: a path, a preset name, an environment variable, or the proxy.
+"""Find the cache a user means: a path, a preset name, an environment variable, or the
+synthetic proxy (generated on first use; the generator is imported only then).
 
 Order for ``resolve_data(data, dataset)``:
 
@@ -17,10 +18,7 @@ import os
 import warnings
 from pathlib import Path
 
-from adaframe_env.data.schema import SCHEMA_VERSION
-from adaframe_env.data.synth import PRESETS, preset, synthesize
-
-ENV_VARS = {"fcvid": "ADAFRAME_FCVID", "activitynet": "ADAFRAME_ACTIVITYNET", None: "ADAFRAME_DATA"}
+from adaframe_env.data.paths import ENV_VARS, PRESET_NAMES, proxy_path
 
 _warned: set[str] = set()
 
@@ -29,24 +27,13 @@ class SyntheticDataWarning(UserWarning):
     """Raised once per process when the env falls back to a synthetic proxy."""
 
 
-def cache_dir() -> Path:
-    if os.environ.get("ADAFRAME_CACHE_DIR"):
-        return Path(os.environ["ADAFRAME_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "adaframe-gym"
-
-
-def proxy_path(name: str, seed: int = 0) -> Path:
-    """Where the default proxy ``name`` lives in the per-user cache, versioned by schema: a
-    proxy written by an older adaframe-gym is not picked up, a new one is generated beside it."""
-    return cache_dir() / f"{name}-proxy-v{SCHEMA_VERSION}-seed{seed}.h5"
-
-
 def ensure_proxy(name: str, seed: int = 0, progress: bool = True) -> Path:
     """Path of preset ``name``'s proxy, generating it first if it is not cached yet."""
     path = proxy_path(name, seed)
     if not path.exists():
-        synthesize(path, preset(name, seed=seed), progress=progress)
+        from adaframe_env.build import synth  # SciPy and torch: imported only to build
+
+        synth.synthesize(path, synth.preset(name, seed=seed), progress=progress)
     return path
 
 
@@ -57,7 +44,7 @@ def resolve_data(
     show the generator's progress bars if a proxy has to be generated."""
     if data is not None:
         path = Path(data).expanduser()
-        if path.exists() or str(data) not in PRESETS:
+        if path.exists() or str(data) not in PRESET_NAMES:
             return path  # a missing path is reported by the validator, naming the file
         return ensure_proxy(str(data), progress=progress)
     var = ENV_VARS.get(dataset)
@@ -66,7 +53,7 @@ def resolve_data(
     if dataset is None:
         raise ValueError(
             "no data given: pass data=PATH (an adaframe feature cache) or a preset name "
-            f"({', '.join(sorted(PRESETS))}), or set ${ENV_VARS[None]}"
+            f"({', '.join(sorted(PRESET_NAMES))}), or set ${ENV_VARS[None]}"
         )
     path = proxy_path(dataset)
     if dataset not in _warned:

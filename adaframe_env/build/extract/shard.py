@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
-from adaframe_env.data.importer import FeatureImportError
-from adaframe_env.harness import distributed
+from adaframe_env.build.importer import FeatureImportError
+from adaframe_env import distributed
 
 T = TypeVar("T")
 BARRIER_TIMEOUT = timedelta(days=7)

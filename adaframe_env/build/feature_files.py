@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaframe_env.data.importer import FeatureImportError, VideoFeatures
+from adaframe_env.build.importer import FeatureImportError, VideoFeatures
 from adaframe_env.data.schema import SPLITS, first_line
 
 EXTENSIONS = (".npy", ".pth")

@@ -1,4 +1,4 @@
-"""The ``adaframe`` command: make, inspect, check and fit feature caches.
+"""The data subcommands of ``adaframe``: make, inspect, check and fit feature caches.
 
     adaframe synth --preset fcvid --out fcvid-proxy.h5 [--seed 0]
     adaframe info FILE
@@ -27,10 +27,17 @@ import numpy as np
 from adaframe_env.data.schema import SPLIT_NAMES, CacheError, validate
 
 
-def main(argv: list[str] | None = None, exiting: bool = False) -> int:
-    """Run the command line; ``exiting=True`` when the process ends right after (``run``)."""
-    parser = argparse.ArgumentParser(prog="adaframe", description=__doc__.split("\n")[0])
+def main(
+    argv: list[str] | None = None, exiting: bool = False, commands: dict | None = None
+) -> int:
+    """Run a data subcommand; ``exiting=True`` when the process ends right after (``run``);
+    ``commands``: {name: help} of the other subcommands, listed in ``--help``."""
+    parser = argparse.ArgumentParser(
+        prog="adaframe", description="adaframe-gym: feature caches, the benchmark, the paper"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (commands or {}).items():
+        sub.add_parser(name, help=f"{text} (adaframe {name} --help)", add_help=False)
 
     p = sub.add_parser("synth", help="write a synthetic proxy cache (seeded, deterministic)")
     p.add_argument("--preset", required=True, choices=["fcvid", "activitynet", "tiny"])
@@ -116,7 +123,7 @@ def _interrupted(e: BaseException | None) -> bool:
 
 
 def _synth(args) -> int:
-    from adaframe_env.data.synth import preset, synthesize
+    from adaframe_env.build.synth import preset, synthesize
 
     if args.out.is_dir():
         print(
@@ -208,7 +215,7 @@ def _validate(args) -> int:
 
 
 def _fit(args) -> int:
-    from adaframe_env.data.recognizer import fit_recognizer_file
+    from adaframe_env.build.recognizer import fit_recognizer_file
 
     t0 = time.time()
     report = fit_recognizer_file(args.file, seed=args.seed, progress=not args.no_progress)
@@ -237,7 +244,7 @@ def _add_import(sub) -> None:
         help="build a fitted cache from your own per-video features (.npy or .pth files)",
         description="Build a validated, recognizer-fitted cache from a folder of per-video "
         "(T, D) .npy files or .pth files holding {'fea': T x D} (LiteEval's convention). See "
-        "adaframe_env/data/importer.py for the choices (derived light view, carved splits).",
+        "adaframe_env/build/importer.py for the choices (derived light view, carved splits).",
     )
     p.add_argument("feature_dir", type=Path, help="folder of the heavy backbone's features")
     p.add_argument("--labels", required=True, type=Path,
@@ -261,8 +268,8 @@ def _add_import(sub) -> None:
 
 
 def _import(args) -> int:
-    from adaframe_env.data.feature_files import folder_videos
-    from adaframe_env.data.importer import carve_splits, import_features
+    from adaframe_env.build.feature_files import folder_videos
+    from adaframe_env.build.importer import carve_splits, import_features
     from adaframe_env.data.schema import SPLITS
 
     if args.out.is_dir():
@@ -388,7 +395,7 @@ def _add_extract(sub) -> None:
 
 
 def _cache_options(args):
-    from adaframe_env.extract import CacheOptions
+    from adaframe_env.build.extract import CacheOptions
 
     return CacheOptions(
         classes=args.classes,
@@ -412,7 +419,7 @@ def _check_out(args) -> bool:
 
 
 def _extract(args) -> int:
-    from adaframe_env.extract import ExtractOptions, extract
+    from adaframe_env.build.extract import ExtractOptions, extract
 
     if not _check_out(args):
         return 2
@@ -456,7 +463,7 @@ def _extract(args) -> int:
 
 
 def _merge(args) -> int:
-    from adaframe_env.extract import merge
+    from adaframe_env.build.extract import merge
 
     if not _check_out(args):
         return 2
@@ -477,11 +484,3 @@ def _print_cache(cache, seconds: float, work: Path) -> None:
     if report.split_counts["test"] == 0:
         print("no test videos: benchmark with --split val, or carve some with --test-fraction")
 
-
-def run() -> None:
-    """The ``adaframe`` console entry point."""
-    sys.exit(main(exiting=True))
-
-
-if __name__ == "__main__":
-    run()

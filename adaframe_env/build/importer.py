@@ -3,7 +3,7 @@
 :func:`import_features` takes an iterable of :class:`VideoFeatures` (one video each: a (T, D)
 heavy array, optionally a (T, Dl) light array, a label, a split) and writes a cache in the
 current schema (DESIGN.md 1) that the environment, the baselines and the harness read like the
-synthetic proxies. ``adaframe import`` (``adaframe_env.data.feature_files``) feeds it from a
+synthetic proxies. ``adaframe import`` (``adaframe_env.build.feature_files``) feeds it from a
 folder of ``.npy`` / ``.pth`` files.
 
 Streaming, so that a cache larger than RAM can be written:
@@ -16,7 +16,7 @@ Streaming, so that a cache larger than RAM can be written:
    created, hence the staging instead of resizable chunked datasets.
 2. **Fit.** The recognizer's heads (DESIGN.md 2: a full head for val/test, out-of-fold heads for
    train) are fit on at most ``fit_rows`` sampled train frames per head, read from the memory-
-   mapped scratch (:func:`~adaframe_env.data.recognizer.fit_heads_out_of_core`).
+   mapped scratch (:func:`~adaframe_env.build.recognizer.fit_heads_out_of_core`).
 3. **Write.** The final file gets contiguous datasets of known size, filled block by block:
    features copied from the scratch, logits computed from the same block.
 
@@ -64,7 +64,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from adaframe_env.data.atomic import atomic_output, scratch_file
-from adaframe_env.data.recognizer import (
+from adaframe_env.build.recognizer import (
     DEFAULT_FOLDS,
     RecognizerReport,
     assign_folds,
@@ -330,7 +330,7 @@ def import_features(
             attrs["light_gflops_per_frame"] = float(gflops_per_frame) + 2 * d * dl / 1e9
             attrs["light_derived"] = (
                 f"frames/features @ P, P ~ N(0, 1/{dl}) of shape ({d}, {dl}) drawn by "
-                f"adaframe_env.data.importer.light_projection({d}, {dl}, seed={seed}); costs "
+                f"adaframe_env.build.importer.light_projection({d}, {dl}, seed={seed}); costs "
                 "the heavy backbone's GFLOPs plus the projection's"
             )
         else:

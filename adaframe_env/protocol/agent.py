@@ -1,4 +1,4 @@
-"""The agent protocol of the benchmark harness (DESIGN.md 5-6).
+"""The agent protocol (layer 4, docs/design.md): what every method the harness compares implements.
 
 Every method the harness compares -- a baseline, an SB3 model, AdaFrame, a user's own agent --
 is an object with this interface::
@@ -53,7 +53,7 @@ class RunConfig:
     a K of their own, such as ``avgpool-u10``, override it). ``mu``: thresholds of adaptive
     inference, used only by agents with ``uses_mu``. ``epochs``: training length (None: the
     agent's default). ``settings``: ``--set key=value`` hyperparameters of a learning agent
-    (:mod:`adaframe_env.harness.settings`; part of its checkpoint key through ``hparams()``).
+    (:mod:`adaframe_env.protocol.settings`; part of its checkpoint key through ``hparams()``).
     ``lazy``: open the cache memory-mapped instead of reading it into RAM (a cache larger than
     RAM; the ranks of a ``torchrun`` job then share one page cache); not part of the checkpoint
     key (the same data either way). ``extra``: free-form options (e.g. ``model`` for a

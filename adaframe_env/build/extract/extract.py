@@ -1,7 +1,7 @@
 """Resumable extraction: videos -> per-video feature files -> a fitted cache.
 
-:func:`extract` decodes every video of a labels CSV (:mod:`~adaframe_env.extract.decode`), runs
-the heavy and the light backbone on its frames (:mod:`~adaframe_env.extract.backbones`), and
+:func:`extract` decodes every video of a labels CSV (:mod:`~adaframe_env.build.extract.decode`), runs
+the heavy and the light backbone on its frames (:mod:`~adaframe_env.build.extract.backbones`), and
 saves the result as one pair of files per video in a **work folder** beside ``--out``
 (``FILE.h5`` -> ``FILE.extract/``):
 
@@ -14,7 +14,7 @@ FILE.extract/failed/<video>.txt  why a video was skipped (removed once it extrac
 FILE.extract/tmp/                files being written (a folder per writing process)
 ```
 
-Then :func:`build_cache` hands the folder to :func:`~adaframe_env.data.importer.import_features`
+Then :func:`build_cache` hands the folder to :func:`~adaframe_env.build.importer.import_features`
 (the ``adaframe import`` machinery: validation, carved splits, cross-fitted recognizer, atomic
 write), in CSV order, with the measured GFLOPs and the settings as attributes.
 
@@ -32,7 +32,7 @@ are swept at the start.
 reported, recorded under ``failed/`` and left out of the cache; the list is printed at the end
 and stored in the cache attribute ``extract_failed`` (JSON: id -> reason).
 
-**Sharding** (:mod:`~adaframe_env.extract.shard`): under ``torchrun`` each rank extracts its
+**Sharding** (:mod:`~adaframe_env.build.extract.shard`): under ``torchrun`` each rank extracts its
 share of the videos into the same folder, and rank 0 builds the cache after a barrier.
 
 Features are stored in float16 (the cache's dtype), so the folder is as large as the cache's
@@ -59,8 +59,8 @@ import torch
 from tqdm.auto import tqdm
 
 from adaframe_env.data.atomic import _alive, fsync_path
-from adaframe_env.data.feature_files import class_names, load_features, read_classes, read_labels
-from adaframe_env.data.importer import (
+from adaframe_env.build.feature_files import class_names, load_features, read_classes, read_labels
+from adaframe_env.build.importer import (
     FeatureImportError,
     ImportReport,
     VideoFeatures,
@@ -68,17 +68,17 @@ from adaframe_env.data.importer import (
     import_features,
 )
 from adaframe_env.data.schema import SPLITS
-from adaframe_env.extract.backbones import Backbone, load_backbone
-from adaframe_env.extract.decode import (
+from adaframe_env.build.extract.backbones import Backbone, load_backbone
+from adaframe_env.build.extract.decode import (
     DecodedChunks,
     VideoJob,
     find_videos,
     jobs_of,
     worker_init,
 )
-from adaframe_env.extract.deps import require
-from adaframe_env.extract.shard import Dist, dist_from_env, process_group, shard
-from adaframe_env.harness import distributed
+from adaframe_env.build.extract.deps import require
+from adaframe_env.build.extract.shard import Dist, dist_from_env, process_group, shard
+from adaframe_env import distributed
 
 MANIFEST = "extract.json"
 MANIFEST_FORMAT = 1

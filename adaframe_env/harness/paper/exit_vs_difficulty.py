@@ -1,18 +1,14 @@
 """Do harder classes get more frames? (paper Fig. 5, as a number)
 
-    python benchmarks/exit_vs_difficulty.py results/fcvid-proxy/adaframe-10-mu0.2-seed0.json \\
-        results/fcvid-proxy/avgpool-u10-seed0.json
-
-Per class: the agent's mean exit step and mean distinct frames, against the class's top-1
-accuracy under the baseline run (same split, same videos). Prints Spearman's rank correlation
-of each with the accuracy; the paper's Fig. 5 shows easy classes exiting earlier (negative).
+Per class: an agent's mean exit step and mean distinct frames, against the class's top-1
+accuracy under a baseline run (same split, same videos); Spearman's rank correlation of each
+with the accuracy. The paper's Fig. 5 shows easy classes exiting earlier (negative).
+``adaframe paper`` reports it for AdaFrame-10 against ``avgpool-u10``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import warnings
 from pathlib import Path
 
@@ -44,21 +40,3 @@ def class_correlation(agent: list[dict], base: list[dict]) -> dict[str, dict]:
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("agent_run", help="result JSON of the agent (with exit steps)")
-    p.add_argument("baseline_run", help="result JSON of the baseline that defines difficulty")
-    args = p.parse_args(argv)
-    agent, base = records(args.agent_run), records(args.baseline_run)
-    if [r["id"] for r in agent] != [r["id"] for r in base]:
-        sys.exit("exit_vs_difficulty.py: the two runs are not over the same videos")
-    for key, c in class_correlation(agent, base).items():
-        print(f"{key}: mean {c['mean']:.2f}, std {c['std']:.2f}; Spearman rho with "
-              f"per-class accuracy {c['rho']:+.3f} (p = {c['p']:.3g}, {c['classes']} classes)")  # fmt: skip
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adaframe_env.data.feature_files import LabelRow
-from adaframe_env.data.importer import FeatureImportError
+from adaframe_env.build.feature_files import LabelRow
+from adaframe_env.build.importer import FeatureImportError
 from adaframe_env.data.schema import first_line
-from adaframe_env.extract.deps import require
+from adaframe_env.build.extract.deps import require
 
 VIDEO_EXTENSIONS = (
     ".mp4", ".avi", ".mkv", ".webm", ".mov", ".flv", ".m4v", ".mpg", ".mpeg", ".3gp", ".wmv",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adaframe_env.harness.protocol import BaseAgent, RunConfig, VideoResult
+from adaframe_env.protocol.agent import BaseAgent, RunConfig, VideoResult
 from adaframe_env.vector_env import AdaFrameVectorEnv
 
 SPLIT_NAMES = {0: "train", 1: "val", 2: "test"}
@@ -46,7 +46,7 @@ class EnvPolicyAgent(BaseAgent):
         if keys is not None and "probs" not in keys:
             keys = (*keys, "probs")
         return AdaFrameVectorEnv(
-            num_envs, data=store.path, split=split, budget=self.budget(config),
+            num_envs, data=store, split=split, budget=self.budget(config),
             memory=self.memory, observation_keys=keys, stop_action=self.stop_action,
             initial_location=self.initial_location, **kwargs,
         )  # fmt: skip

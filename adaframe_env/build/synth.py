@@ -164,7 +164,7 @@ def preset(name: str, **overrides) -> SynthConfig:
 def generate(config: SynthConfig, progress: bool = True) -> tuple[dict, dict]:
     """Draw a whole synthetic dataset; return (schema arrays, root attributes).
 
-    The recognizer's logits are not included: :func:`adaframe_env.data.recognizer.fit` adds them.
+    The recognizer's logits are not included: :func:`adaframe_env.build.recognizer.fit` adds them.
     """
     cfg = config
     rngs = {
@@ -344,7 +344,7 @@ def synthesize(
     fit_recognizer: bool = True,
 ) -> Path:
     """Generate ``config``, fit the recognizer heads and write the cache to ``dest`` atomically."""
-    from adaframe_env.data.recognizer import fit_and_attach
+    from adaframe_env.build.recognizer import fit_and_attach
     from adaframe_env.data.writer import write_cache
 
     arrays, attrs = generate(config, progress=progress)

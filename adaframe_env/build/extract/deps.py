@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from adaframe_env.data.importer import FeatureImportError
+from adaframe_env.build.importer import FeatureImportError
 from adaframe_env.data.schema import first_line
 
 INSTALL = 'pip install -e ".[extract]"'

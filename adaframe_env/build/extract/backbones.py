@@ -50,9 +50,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from adaframe_env.data.importer import FeatureImportError
+from adaframe_env.build.importer import FeatureImportError
 from adaframe_env.data.schema import first_line
-from adaframe_env.extract.deps import require
+from adaframe_env.build.extract.deps import require
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)

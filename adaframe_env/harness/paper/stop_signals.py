@@ -1,43 +1,24 @@
 """When do videos stop: on AdaFrame's utility (Algorithm 2) or on its prediction's entropy?
-(paper section 4.3, "Stop Criterion", and Fig. 8)
+(paper section 4.3, "Stop Criterion", and Fig. 8). ``adaframe paper`` draws it from a trained
+AdaFrame-K (any agent with ``episodes`` and ``exits``) on the test split at the full budget:
+for each stop rule the share of videos that have stopped by each step, with the mAP and mean
+frames of the resulting predictions:
 
-    python benchmarks/stop_signals.py --agent adaframe-10 [--dataset fcvid] [--seed 0]
-
-Trains AdaFrame-K through the harness (or reuses its cached checkpoint), runs the test split at
-the full budget, and for each stop rule prints and draws the share of videos that have stopped
-by each step, with the mAP and mean frames of the resulting predictions:
-
-- utility: Algorithm 2 with mu = 0.2, 0.5, 0.7 (p = K/2 + 1 below 0.7, else K);
+- utility: Algorithm 2 with mu = 0.2, 0.5, 0.7 (the agent's own ``exits``);
 - entropy: stop at the first step whose prediction entropy is below a threshold, for the
   thresholds that make the mean exit step match each utility rule's (so the two signals are
   compared at equal cost), plus fixed 0.5 and 1.0 nats.
-
-Writes ``OUT/<dataset>/stop_signals.png`` and ``stop_signals.json``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from adaframe_env.data.atomic import atomic_output  # noqa: E402
-from adaframe_env.env import open_store  # noqa: E402
-from adaframe_env.harness.protocol import RunConfig  # noqa: E402
-from adaframe_env.harness.registry import make_agent  # noqa: E402
-from adaframe_env.harness.runner import (  # noqa: E402
-    dataset_name,
-    fingerprint,
-    fit_or_load,
-    resolve_dataset,
-)
-from adaframe_env.metrics import mean_average_precision  # noqa: E402
-from agents.adaframe import lookahead_exit  # noqa: E402
+from adaframe_env.data.atomic import atomic_output
+from adaframe_env.metrics import mean_average_precision
 
 
 def entropy_exit(probs: np.ndarray, threshold: float) -> np.ndarray:
@@ -64,11 +45,10 @@ def compare_stop_rules(agent, store, videos) -> list[dict]:
     with torch.no_grad():
         r = agent.episodes(store, videos)
     probs = torch.softmax(r.logits, -1).cpu().numpy()
-    utility = r.utility.cpu().numpy()
     labels, k = store.label[videos], agent.k
     rows = []
     for mu in (0.2, 0.5, 0.7):
-        exits = lookahead_exit(utility, mu, k)
+        exits = agent.exits(r, mu)  # Algorithm 2 on the utility
         rows.append(summarize(f"utility mu={mu:g}", exits, probs, r.frames, labels, k))
         # the entropy threshold whose mean exit step is closest to this rule's
         grid = np.linspace(0.0, np.log(store.num_classes), 400)
@@ -81,39 +61,6 @@ def compare_stop_rules(agent, store, videos) -> list[dict]:
                               r.frames, labels, k))  # fmt: skip
     return rows
 
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--agent", default="adaframe-10")
-    p.add_argument("--dataset", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoints", default=None)
-    p.add_argument("--out", default="results")
-    args = p.parse_args(argv)
-    config = RunConfig(seed=args.seed, progress=False)
-    agent = make_agent(args.agent, config)
-    path = resolve_dataset(args.dataset)
-    store = open_store(path)
-    agent.setup(store, config)
-    fit_or_load(agent, store, config, fingerprint(path), args.checkpoints)
-    test = store.videos("test")
-    rows = compare_stop_rules(agent, store, test)
-    k = agent.k
-    print(f"{args.agent} on {dataset_name(store)} test ({len(test)} videos):")
-    print(f"{'rule':<36} {'mAP':>6} {'exit':>6} {'frames':>7}  stopped by step 1..{k} (%)")
-    for row in rows:
-        shares = " ".join(f"{100 * x:3.0f}" for x in row["stopped_by_step"])
-        print(f"{row['rule']:<36} {100 * row['map']:6.1f} {row['exit_step_mean']:6.2f} "
-              f"{row['frames_mean']:7.2f}  {shares}")  # fmt: skip
-    folder = Path(args.out) / dataset_name(store)
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_output(folder / "stop_signals.json") as tmp:
-        Path(tmp).write_text(json.dumps(rows, indent=1))
-    draw(rows, k, folder / "stop_signals.png", f"{args.agent} on {dataset_name(store)}")
-    print(f"wrote {folder / 'stop_signals.json'}, {folder / 'stop_signals.png'}")
-    return 0
 
 
 def draw(rows: list[dict], k: int, path: Path, title: str) -> None:
@@ -134,6 +81,3 @@ def draw(rows: list[dict], k: int, path: Path, title: str) -> None:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The benchmark harness: train (or reuse a cached checkpoint), evaluate, print, write, plot.
+
+    adaframe run --list
+    adaframe run --agent avgpool-u10
+    adaframe run --agent sb3-ppo --budget 10 --epochs 4 --seed 0
+    adaframe run --agent fastforward --seeds 0,1,2       # mean +- std over seeds
+    adaframe run --agent examples/custom_agent.py:make_agent --dataset tiny
+    torchrun --standalone --nproc_per_node 2 benchmarks/run.py --agent adaframe-10 --lazy
+
+Results: ``OUT/<dataset>/<run>.json`` (+ ``<run>.videos.json``), and the plots of
+``adaframe plot`` for that dataset. See docs/harness.md; several processes:
+docs/distributed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import warnings
+from pathlib import Path
+
+from adaframe_env import distributed
+from adaframe_env.harness.registry import list_agents
+from adaframe_env.harness.runner import (
+    HEADER,
+    aggregate_seeds,
+    format_row,
+    format_seeds_row,
+    run_agent,
+    warning_alone,
+)
+from adaframe_env.protocol import RunConfig
+from adaframe_env.protocol.settings import parse_settings
+
+
+def parse_mu(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--mu takes numbers like 0.2,0.5,0.7, got {text!r}"
+        ) from None
+    if not values or not all(0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"--mu values must be in [0, 1], got {text!r}")
+    return values
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--seeds takes integers like 0,1,2, got {text!r}"
+        ) from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds needs distinct integers, got {text!r}")
+    return seeds
+
+
+def main(argv=None, prog: str = "adaframe run") -> int:
+    warnings.showwarning = warning_alone
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--agent", help="agent name (see --list) or package.module:factory")
+    p.add_argument("--list", action="store_true", help="list the agents and exit")
+    p.add_argument("--dataset", help="fcvid (default), activitynet, a preset or a PATH.h5")
+    p.add_argument("--budget", type=int, default=10, help="K for agents without K in the name")
+    p.add_argument("--mu", type=parse_mu, default=(0.7,), help="adaptive-inference thresholds")
+    p.add_argument("--epochs", type=int, default=None, help="training length (agent default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=parse_seeds, help="several seeds, e.g. 0,1,2: one run each, "
+                   "then mean +- std over them (replaces --seed)")  # fmt: skip
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="under torchrun: cpu trains over gloo, cuda over nccl on "
+                   "cuda:LOCAL_RANK")  # fmt: skip
+    p.add_argument("--lazy", action="store_true", help="memory-map the cache instead of reading "
+                   "it into RAM (a cache larger than RAM; torchrun ranks share the page cache)")  # fmt: skip
+    p.add_argument("--split", default="test", choices=("test", "val"))
+    p.add_argument("--model", help="evaluate this SB3 model file (with --agent sb3-...)")
+    p.add_argument("--checkpoints", help="checkpoint cache folder (default: per-user cache)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a hyperparameter of a learning agent, repeatable (e.g. --set "
+                   "readout=plain); a wrong key lists the agent's settings")  # fmt: skip
+    p.add_argument("--no-plot", action="store_true", help="do not redraw the plots")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    args = p.parse_args(argv)
+    if args.list:
+        for usage, desc in list_agents():
+            print(f"{usage:<28} {desc}")
+        return 0
+    if not args.agent:
+        p.error("--agent NAME is required (or --list)")
+    if args.budget < 1:
+        p.error("--budget must be at least 1")
+    try:
+        settings = parse_settings(args.set)
+    except ValueError as e:
+        p.error(str(e))
+    device = distributed.init(args.device)  # under torchrun: join the ranks (else a no-op)
+    try:
+        return _run(args, settings, device, p.prog)
+    finally:
+        distributed.cleanup()
+
+
+def _run(args, settings, device: str, prog: str) -> int:
+    config = RunConfig(
+        budget=args.budget, mu=args.mu, epochs=args.epochs, seed=args.seed, device=device,
+        progress=not args.no_progress and distributed.is_main(), settings=settings,
+        extra={"model": args.model} if args.model else {}, lazy=args.lazy,
+    )  # fmt: skip
+    rows = []
+    for seed in args.seeds or [args.seed]:
+        try:
+            rows += run_agent(args.agent, args.dataset, dataclasses.replace(config, seed=seed),
+                              args.out, args.checkpoints, args.split)  # fmt: skip
+        except (ValueError, OSError, ImportError, AttributeError) as e:  # CacheError: ValueError
+            rank = f" (rank {distributed.rank()})" if distributed.is_distributed() else ""
+            print(f"{prog}{rank}: {e}", file=sys.stderr)
+            return 2
+    if not distributed.is_main():
+        return 0  # rank 0 prints, writes and plots
+    print(HEADER)
+    for row in rows:
+        seed = f"  seed {row['seed']}" if args.seeds else ""
+        print(format_row(row) + seed + ("  [checkpoint cache hit]" if row["cached"] else ""))
+    if args.seeds:
+        print(f"mean +- std over seeds {','.join(str(s) for s in args.seeds)}:")
+        for row in aggregate_seeds(rows):
+            print("  " + format_seeds_row(row))
+    print(f"wrote {', '.join(r['json_path'] for r in rows)}")
+    if not args.no_plot:
+        from adaframe_env.harness.plots import plot_dataset
+
+        files = plot_dataset(Path(rows[0]["json_path"]).parent)
+        print(f"plots: {', '.join(str(f) for f in files)}")
+    return 0
+

@@ -1,8 +1,8 @@
 """Can AdaFrame's policy learn *where to look* at all? Two toy caches with a known answer
 (research tool, not a benchmark of the paper).
 
-    python benchmarks/evidence_toys.py fixed [--seeds 0,1,2,3]
-    python benchmarks/evidence_toys.py marked [--marker 3] [--train-per-class 200] [--epochs 30]
+    python research/evidence_toys.py fixed [--seeds 0,1,2,3]
+    python research/evidence_toys.py marked [--marker 3] [--train-per-class 200] [--epochs 30]
 
 Both start from the tiny preset (6 classes) and replace every frame outside an evidence region
 by class-free noise (heavy and light views), so the answer to "where to look" is known:
@@ -30,17 +30,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from adaframe_env.data.recognizer import fit_and_attach  # noqa: E402
-from adaframe_env.data.synth import generate, preset  # noqa: E402
-from adaframe_env.data.writer import write_cache  # noqa: E402
-from adaframe_env.env import open_store  # noqa: E402
-from adaframe_env.harness.protocol import RunConfig  # noqa: E402
-from adaframe_env.harness.settings import parse_settings  # noqa: E402
-from adaframe_env.metrics import mean_average_precision  # noqa: E402
-from agents.adaframe import AdaFrameAgent  # noqa: E402
-from baselines.avgpool import pooled_scores  # noqa: E402
-from baselines.sampling import uniform_frames  # noqa: E402
+from adaframe_env.data.recognizer import fit_and_attach
+from adaframe_env.data.synth import generate, preset
+from adaframe_env.data.writer import write_cache
+from adaframe_env.env import open_store
+from adaframe_env.harness.protocol import RunConfig
+from adaframe_env.harness.settings import parse_settings
+from adaframe_env.metrics import mean_average_precision
+from agents.adaframe import AdaFrameAgent
+from baselines.avgpool import pooled_scores
+from baselines.sampling import uniform_frames
 
 
 def _blank_outside(arrays: dict, keep, rng: np.random.Generator) -> None:

@@ -1,6 +1,6 @@
 """Search LSTM recipes for the U10 row of Table 1 on a cache (research tool, not a benchmark).
 
-    python benchmarks/lstm_recipes.py CACHE.h5 '[{}, {"kind": "mean"}, {"drop": 0.5, "epochs": 30}]'
+    python research/lstm_recipes.py CACHE.h5 '[{}, {"kind": "mean"}, {"drop": 0.5, "epochs": 30}]'
 
 Trains one model per JSON config on the train split over 10 uniform frames per video (one
 jittered frame per segment each epoch), prints val mAP (the number to choose by), test mAP
@@ -17,13 +17,11 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adaframe_env.data.store import FeatureStore
 from adaframe_env.metrics import mean_average_precision
 from baselines.avgpool import pooled_scores

@@ -56,7 +56,7 @@ def diagnose(store, settings: dict, budget: int, seed: int) -> dict:
 
     r = agent.episodes(store, val)
     probs = torch.softmax(r.logits, -1).numpy()
-    loc = r.location.numpy()
+    loc = r.location.numpy().astype(np.float64)  # rounds to 2 decimals in the JSON
     uniform = agent.episodes(store, val, locations=uniform_locations(budget))
     out = {
         "settings": settings,

@@ -1,7 +1,7 @@
 """Calibrate a synthetic proxy against the paper's AvgPooling row of Table 1.
 
-    python benchmarks/calibrate_proxy.py --preset fcvid [--set nuisance=0.8 --set seed=1]
-    python benchmarks/calibrate_proxy.py --data fcvid-proxy.h5
+    python research/calibrate_proxy.py --preset fcvid [--set nuisance=0.8 --set seed=1]
+    python research/calibrate_proxy.py --data fcvid-proxy.h5
 
 Prints AvgPooling mAP over R8, U8, R10, U10, R25, U25 and all frames beside the paper's value,
 the light head alone (the global memory's backbone), and an oracle that samples uniformly among
@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import argparse
 import ast
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from adaframe_env.build.synth import preset, synthesize  # noqa: E402
-from adaframe_env.data.store import FeatureStore  # noqa: E402
-from adaframe_env.metrics import mean_average_precision, top1_accuracy  # noqa: E402
-from baselines.avgpool import memory_scores, pooled_scores  # noqa: E402
-from baselines.oracle import oracle_frames  # noqa: E402
-from baselines.sampling import select_frames  # noqa: E402
+from adaframe_env.build.synth import preset, synthesize
+from adaframe_env.data.store import FeatureStore
+from adaframe_env.metrics import mean_average_precision, top1_accuracy
+from baselines.avgpool import memory_scores, pooled_scores
+from baselines.oracle import oracle_frames
+from baselines.sampling import select_frames
 
 # Paper Table 1, AvgPooling row (mAP, %).
 PAPER = {

@@ -1,15 +1,15 @@
 """Can AdaFrame's policy learn *where to look* at all? Two toy caches with a known answer
 (research tool, not a benchmark of the paper).
 
-    python benchmarks/evidence_toys.py fixed [--seeds 0,1,2,3]
-    python benchmarks/evidence_toys.py marked [--marker 3] [--train-per-class 200] [--epochs 30]
+    python research/evidence_toys.py fixed [--seeds 0,1,2,3] [--json FILE]
+    python research/evidence_toys.py marked [--marker 3] [--train-per-class 200] [--epochs 30]
 
 Both start from the tiny preset (6 classes) and replace every frame outside an evidence region
 by class-free noise (heavy and light views), so the answer to "where to look" is known:
 
 - ``fixed``: the evidence is the first (``early``) or last (``late``) 40% of every video. A
   policy needs no memory to find it: the same place pays in every video.
-  ``test_the_location_policy_learns_where_the_evidence_is`` checks the result.
+  ``tests/test_evidence_toys.py`` checks the result.
 - ``marked``: the evidence is one 30% segment at a random place in each video, and the light
   features of its frames carry a common marker vector (``--marker`` times the light
   features' scale): an idealized global memory that says where the evidence is. To find it,
@@ -24,23 +24,23 @@ mAP, and AvgPooling over uniform frames for comparison.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from adaframe_env.build.recognizer import fit_and_attach  # noqa: E402
-from adaframe_env.build.synth import generate, preset  # noqa: E402
-from adaframe_env.data.writer import write_cache  # noqa: E402
-from adaframe_env.env import open_store  # noqa: E402
-from adaframe_env.metrics import mean_average_precision  # noqa: E402
-from adaframe_env.protocol import RunConfig  # noqa: E402
-from adaframe_env.protocol.settings import parse_settings  # noqa: E402
-from agents.adaframe import AdaFrameAgent  # noqa: E402
-from baselines.avgpool import pooled_scores  # noqa: E402
-from baselines.sampling import uniform_frames  # noqa: E402
+from adaframe_env.build.recognizer import fit_and_attach
+from adaframe_env.build.synth import generate, preset
+from adaframe_env.data.writer import write_cache
+from adaframe_env.env import open_store
+from adaframe_env.metrics import mean_average_precision
+from adaframe_env.protocol import RunConfig
+from adaframe_env.protocol.settings import parse_settings
+from agents.adaframe import AdaFrameAgent
+from baselines.avgpool import pooled_scores
+from baselines.sampling import uniform_frames
 
 
 def _blank_outside(arrays: dict, keep, rng: np.random.Generator) -> None:
@@ -140,27 +140,35 @@ def main(argv=None) -> int:
     p.add_argument("--train-per-class", type=int, default=None)
     p.add_argument("--out", default="results/toys")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = parse_settings(args.set)
     seeds = [int(s) for s in args.seeds.split(",")]
+    rows = {}  # cache name -> its cache path, avgpool-u4 and one report per seed
     if args.toy == "fixed":
         for where in ("early", "late"):
             path = fixed_place_cache(out / f"fixed-{where}.h5", where, args.train_per_class or 40)
             store = open_store(path)
-            print(f"evidence {where}: avgpool-u4 {uniform_map(store):.1f}")
+            row = rows[where] = {"cache": str(path), "avgpool_u4": uniform_map(store), "seeds": {}}
+            print(f"evidence {where}: avgpool-u4 {row['avgpool_u4']:.1f}")
             for seed in seeds:
-                print(f"  seed {seed}: {report(store, train(store, settings, seed, args.epochs))}")
+                r = row["seeds"][seed] = report(store, train(store, settings, seed, args.epochs))
+                print(f"  seed {seed}: {r}")
     else:
         path, centres = marked_segment_cache(
             out / f"marked-{args.marker:g}.h5", args.marker, args.train_per_class or 200
         )
         store = open_store(path)
-        print(f"marked segment (marker {args.marker:g}): avgpool-u4 {uniform_map(store):.1f}")
+        row = rows["marked"] = {"cache": str(path), "avgpool_u4": uniform_map(store), "seeds": {}}
+        print(f"marked segment (marker {args.marker:g}): avgpool-u4 {row['avgpool_u4']:.1f}")
         for seed in seeds:
             agent = train(store, settings, seed, args.epochs)
-            print(f"  seed {seed}: {report(store, agent, centres)}")
+            r = row["seeds"][seed] = report(store, agent, centres)
+            print(f"  seed {seed}: {r}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0
 
 

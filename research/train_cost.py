@@ -1,8 +1,8 @@
 """What one AdaFrame training update costs, measured, and what that makes a full FCVID run.
 
-    python benchmarks/train_cost.py                         # the FCVID proxy, this machine's CPU
-    python benchmarks/train_cost.py --device cuda           # the network on a GPU
-    python benchmarks/train_cost.py --allreduce             # + gloo all-reduce between 2 ranks
+    python research/train_cost.py                # the FCVID proxy, this machine's CPU
+    python research/train_cost.py --device cuda  # the network on a GPU
+    python research/train_cost.py --allreduce    # + gloo all-reduce between 2 ranks
 
 Measured, ``--updates`` updates after one warm-up, median per update:
 
@@ -30,18 +30,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+from torch.distributions import Normal
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.distributions import Normal  # noqa: E402
-
-from adaframe_env.env import open_store  # noqa: E402
-from adaframe_env.harness.registry import make_agent  # noqa: E402
-from adaframe_env.harness.runner import resolve_dataset  # noqa: E402
-from adaframe_env.protocol import RunConfig  # noqa: E402
-from agents.adaframe import AdaFrameNet, AdaFrameSettings, Rollout, losses, rollout  # noqa: E402
-from agents.recurrent.memory import standardization  # noqa: E402
+from adaframe_env.env import open_store
+from adaframe_env.harness.registry import make_agent
+from adaframe_env.harness.runner import resolve_dataset
+from adaframe_env.protocol import RunConfig
+from agents.recurrent import AdaFrameNet, AdaFrameSettings, Rollout, losses, rollout
+from agents.recurrent.memory import standardization
 
 FCVID = {"train_videos": 45_611, "test_videos": 45_612, "seconds_per_video": 167, "fps": 1,
          "feature_dim": 2048, "light_dim": 1280, "classes": 239, "memory": 16}  # fmt: skip

@@ -1,6 +1,6 @@
 """Where does AdaFrame look, and does its policy beat uniform frames? (research tool)
 
-    python benchmarks/adaframe_diagnostics.py CACHE.h5 '[{}, {"reward": "prediction_transition"}]'
+    python research/adaframe_diagnostics.py CACHE.h5 '[{}, {"reward": "prediction_transition"}]'
 
 Trains AdaFrame-K (``--budget``, default 10) once per JSON config of ``--set`` settings on the
 train split and reports on the **val** split (the split to choose on), at the full budget with
@@ -23,18 +23,17 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from adaframe_env.env import open_store  # noqa: E402
-from adaframe_env.metrics import mean_average_precision  # noqa: E402
-from adaframe_env.protocol import RunConfig  # noqa: E402
-from adaframe_env.rewards import episode_rewards  # noqa: E402
-from agents.adaframe import AdaFrameAgent, Rollout, discounted_returns, rollout  # noqa: E402
-from baselines.avgpool import pooled_scores  # noqa: E402
+from adaframe_env.env import open_store
+from adaframe_env.metrics import mean_average_precision
+from adaframe_env.protocol import RunConfig
+from adaframe_env.rewards import episode_rewards
+from agents.adaframe import AdaFrameAgent
+from agents.recurrent import Rollout, discounted_returns, rollout
+from baselines.avgpool import pooled_scores
 
 
 def uniform_locations(budget: int) -> np.ndarray:
@@ -58,7 +57,7 @@ def diagnose(store, settings: dict, budget: int, seed: int) -> dict:
 
     r = agent.episodes(store, val)
     probs = torch.softmax(r.logits, -1).numpy()
-    loc = r.location.numpy()
+    loc = r.location.numpy().astype(np.float64)  # rounds to 2 decimals in the JSON
     uniform = agent.episodes(store, val, locations=uniform_locations(budget))
     out = {
         "settings": settings,

@@ -7,8 +7,8 @@ default, from the cross-fitted recognizer), the mean margin of the final predict
 test mAP / top-1 of the env's prediction at the end of the episode. A reward that teaches frame selection ranks the policies on train the
 way test accuracy ranks them.
 
-    python benchmarks/train_reward.py                       # fcvid proxy, K = 10
-    python benchmarks/train_reward.py --dataset tiny --budget 5
+    python research/train_reward.py  # fcvid proxy, K = 10
+    python research/train_reward.py --dataset tiny --budget 5
 
 Policies (every one starts where the env does, at frame 0, and chooses the K - 1 others):
 
@@ -24,19 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from adaframe_env.data.store import FeatureStore  # noqa: E402
-from adaframe_env.harness.runner import resolve_dataset  # noqa: E402
-from adaframe_env.metrics import mean_average_precision, top1_accuracy  # noqa: E402
-from adaframe_env.rewards import margin  # noqa: E402
-from adaframe_env.vector_env import AdaFrameVectorEnv  # noqa: E402
-from baselines.oracle import oracle_frames  # noqa: E402
+from adaframe_env.data.store import FeatureStore
+from adaframe_env.harness.runner import resolve_dataset
+from adaframe_env.metrics import mean_average_precision, top1_accuracy
+from adaframe_env.rewards import margin
+from adaframe_env.vector_env import AdaFrameVectorEnv
+from baselines.oracle import oracle_frames
 
 POLICIES = ("oracle", "uniform", "random", "middle")
 

@@ -1,6 +1,6 @@
 """Search LSTM recipes for the U10 row of Table 1 on a cache (research tool, not a benchmark).
 
-    python benchmarks/lstm_recipes.py CACHE.h5 '[{}, {"kind": "mean"}, {"drop": 0.5, "epochs": 30}]'
+    python research/lstm_recipes.py CACHE.h5 '[{}, {"kind": "mean"}, {"drop": 0.5, "epochs": 30}]'
 
 Trains one model per JSON config on the train split over 10 uniform frames per video (one
 jittered frame per segment each epoch), prints val mAP (the number to choose by), test mAP
@@ -13,54 +13,55 @@ from other train videos of the same class, ``kind`` (lstm | mean: linear on the 
 of frames | skip: LSTM plus that linear readout). ``NT`` (env) sets torch threads.
 """
 
+import argparse
 import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adaframe_env.data.store import FeatureStore
 from adaframe_env.metrics import mean_average_precision
 from baselines.avgpool import pooled_scores
 from baselines.sampling import jittered_uniform_frames, uniform_frames
 
-torch.set_num_threads(int(os.environ.get("NT", "2")))
-path = sys.argv[1]
-store = FeatureStore(path, validate_file=False)
 K = 10
-tr, va, te = store.videos("train"), store.videos("val"), store.videos("test")
 
 
-def centre(vids):
-    return [
-        uniform_frames(int(t), K) if t >= K else np.arange(K) * int(t) // K
-        for t in store.length[vids]
-    ]
+class Data:
+    """The cache's splits, the standardization of the heavy features (a sample of 20,000 train
+    frames) and the train videos of each class."""
 
+    def __init__(self, path: str):
+        store = self.store = FeatureStore(path, validate_file=False)
+        tr = self.tr = store.videos("train")
+        self.va, self.te = store.videos("val"), store.videos("test")
+        rng0 = np.random.default_rng(0)
+        rows = np.concatenate(
+            [np.arange(store.offset[v], store.offset[v] + store.length[v]) for v in tr]
+        )
+        samp = store.array("features")[
+            np.sort(rng0.choice(rows, min(20000, len(rows)), replace=False))
+        ].astype(np.float32)
+        self.mean, self.std = samp.mean(0), samp.std(0) + 1e-3
+        self.bycls = {c: tr[store.label[tr] == c] for c in range(store.num_classes)}
 
-for name, v in (("val", va), ("test", te)):
-    s = pooled_scores(store, v, centre(v))
-    print(
-        f"avgpool-u10 {name} mAP {100 * mean_average_precision(s, store.label[v]):.1f}", flush=True
-    )
+    def centre(self, vids):
+        return [
+            uniform_frames(int(t), K) if t >= K else np.arange(K) * int(t) // K
+            for t in self.store.length[vids]
+        ]
 
-rng0 = np.random.default_rng(0)
-rows = np.concatenate([np.arange(store.offset[v], store.offset[v] + store.length[v]) for v in tr])
-samp = store.array("features")[
-    np.sort(rng0.choice(rows, min(20000, len(rows)), replace=False))
-].astype(np.float32)
-MEAN, STD = samp.mean(0), samp.std(0) + 1e-3
-
-
-def batch(vids, frames):
-    x = store.lookup("features", np.repeat(vids, [len(f) for f in frames]), np.concatenate(frames))
-    x = ((x.astype(np.float32) - MEAN) / STD).reshape(len(vids), K, -1)
-    return torch.from_numpy(x)
+    def batch(self, vids, frames, sources=None):
+        """(len(vids), K, D) standardized features of ``frames``; ``sources`` (len(vids) * K,)
+        reads each frame from another video instead."""
+        src = np.repeat(vids, [len(f) for f in frames]) if sources is None else sources
+        x = self.store.lookup("features", src, np.concatenate(frames))
+        x = ((x.astype(np.float32) - self.mean) / self.std).reshape(len(vids), K, -1)
+        return torch.from_numpy(x)
 
 
 class Net(nn.Module):
@@ -97,6 +98,7 @@ class Net(nn.Module):
 
 
 def run(
+    d: Data,
     H=256,
     enc=0,
     drop_in=0.0,
@@ -115,6 +117,7 @@ def run(
     noise=0.0,
     mix=0.0,
 ):
+    store, tr = d.store, d.tr
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = Net(store.feature_dim, store.num_classes, H, enc, drop_in, drop, enc_act, kind)
@@ -143,7 +146,7 @@ def run(
                 # each position comes, with prob mix, from another train video of the same class
                 src = np.repeat(v[:, None], K, 1)
                 for r in range(len(v)):
-                    pool = bycls[store.label[v[r]]]
+                    pool = d.bycls[store.label[v[r]]]
                     swap = rng.random(K) < mix
                     src[r, swap] = rng.choice(pool, swap.sum())
                 fr = [
@@ -155,10 +158,9 @@ def run(
                     )
                     for r in range(len(v))
                 ]
-                x = store.lookup("features", src.reshape(-1), np.concatenate(fr))
-                x = torch.from_numpy(((x.astype(np.float32) - MEAN) / STD).reshape(len(v), K, -1))
+                x = d.batch(v, fr, src.reshape(-1))
             else:
-                x = batch(v, fr)
+                x = d.batch(v, fr)
             if noise:
                 x = x + noise * torch.randn_like(x)
             y = lab[v]
@@ -179,31 +181,47 @@ def run(
             sch.step()
             tl += loss.item()
         if (ep + 1) % max(1, epochs // 5) == 0 or ep == epochs - 1:
-            curve.append((ep + 1, round(tl / nb, 3), round(ev(net, va), 1)))
+            curve.append((ep + 1, round(tl / nb, 3), round(ev(d, net, d.va), 1)))
     return net, curve, time.time() - t0
 
 
 @torch.no_grad()
-def ev(net, vids, train_acc=False):
+def ev(d: Data, net, vids):
     net.eval()
-    out, _ = net(batch(vids, centre(vids)))
+    out, _ = net(d.batch(vids, d.centre(vids)))
     s = torch.softmax(out[:, -1], -1).numpy()
-    return 100 * mean_average_precision(s, store.label[vids])
+    return 100 * mean_average_precision(s, d.store.label[vids])
 
 
-bycls = {c: tr[store.label[tr] == c] for c in range(store.num_classes)}
-configs = json.loads(sys.argv[2])
-for cfg in configs:
-    net, curve, dt = run(**cfg)
-    print(
-        json.dumps(cfg),
-        "val",
-        curve[-1][2],
-        "test",
-        round(ev(net, te), 1),
-        "train",
-        round(ev(net, tr[:1000]), 1),
-        f"{dt:.0f}s",
-        curve,
-        flush=True,
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("cache")
+    p.add_argument("configs", help='JSON list of configs, e.g. \'[{}, {"kind": "mean"}]\'')
+    args = p.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("NT", "2")))
+    d = Data(args.cache)
+    for name, v in (("val", d.va), ("test", d.te)):
+        s = pooled_scores(d.store, v, d.centre(v))
+        m = 100 * mean_average_precision(s, d.store.label[v])
+        print(f"avgpool-u10 {name} mAP {m:.1f}", flush=True)
+    for cfg in json.loads(args.configs):
+        net, curve, dt = run(d, **cfg)
+        print(
+            json.dumps(cfg),
+            "val",
+            curve[-1][2],
+            "test",
+            round(ev(d, net, d.te), 1),
+            "train",
+            round(ev(d, net, d.tr[:1000]), 1),
+            f"{dt:.0f}s",
+            curve,
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,11 +7,10 @@ import json
 import math
 from pathlib import Path
 
-import harness_fixtures
 import numpy as np
 import pytest
 import torch
-from harness_fixtures import run_cfg
+from helpers import run_cfg
 
 from adaframe_env.data.synth import preset, synthesize
 from adaframe_env.env import open_store
@@ -25,8 +24,6 @@ from agents.adaframe import (
     lookahead_exit,
     losses,
 )
-
-harness_env = harness_fixtures.harness_env
 
 
 # ------------------------------------------------------------------ losses
@@ -263,32 +260,3 @@ def test_loading_other_weights_drops_cached_rollouts_and_checks_hparams(
     changed.save(tmp_path / "changed")
     with pytest.raises(ValueError, match=r"other hyperparameters \(reward"):
         agent.load(tmp_path / "changed")
-
-
-def test_diagnostics_report_the_objective_on_train_for_own_and_uniform_frames(tiny_cache):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from adaframe_diagnostics import diagnose
-
-    out = diagnose(open_store(tiny_cache), {"epochs": 1}, budget=4, seed=0)
-    own, uniform = out["objective_on_train"]["own"], out["objective_on_train"]["uniform"]
-    for run in (own, uniform):  # the margin return is a discounted sum of margin gains: >= 0
-        assert 0 <= run["return"] <= 2 and 0 <= run["top1"] <= 100  # margins lie in [-1, 1]
-    assert len(out["val_map_by_epoch"]) == 1 and len(out["location_mean_by_step"]) == 4
-
-
-@pytest.mark.parametrize("where", ["early", "late"])
-def test_the_location_policy_learns_where_the_evidence_is(tmp_path, where, single_torch_thread):
-    """The paper's Gaussian policy and margin reward, trained through the env, move the policy
-    mean into the 40% of the video that holds the evidence (and out of the middle, where it
-    starts): the learning machinery works when there is a place to learn."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from evidence_toys import fixed_place_cache, train
-
-    store = open_store(fixed_place_cache(tmp_path / f"{where}.h5", where))
-    agent = train(store, {}, seed=0, epochs=20)
-    looked = agent.episodes(store, store.videos("test")).location[:, 1:].mean().item()
-    assert looked > 0.6 if where == "late" else looked < 0.4, looked

@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import REPO
 
 av = pytest.importorskip("av")
 pytest.importorskip("efficientnet_lite_pytorch")
@@ -42,7 +43,6 @@ from adaframe_env.extract.shard import dist_from_env, shard  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
-ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("stripes", "blob", "checker")
 SPLITS = ("train", "train", "val", "test")  # 4 clips of each class
 N, SECONDS, RATE, FPS = 12, 6, 8, 1
@@ -181,7 +181,7 @@ def test_env_and_harness_run_on_the_extracted_cache(clean, tmp_path, capsys):
         done = terminated or truncated
     env.close()
 
-    spec = importlib.util.spec_from_file_location("run_py", ROOT / "benchmarks" / "run.py")
+    spec = importlib.util.spec_from_file_location("run_py", REPO / "benchmarks" / "run.py")
     run_py = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(run_py)
     rc = run_py.main(["--agent", "avgpool-u5", "--dataset", str(out), "--out", str(tmp_path),

@@ -6,17 +6,14 @@ import json
 import math
 from pathlib import Path
 
-import harness_fixtures
 import numpy as np
 import pytest
 import torch
-from harness_fixtures import run_cfg
+from helpers import run_cfg
 
 from adaframe_env.harness.registry import make_agent
 from adaframe_env.harness.runner import run_agent
 from agents.adaframe import JUMPS, AdaFrameSettings, Rollout, losses
-
-harness_env = harness_fixtures.harness_env
 
 
 def test_losses_count_only_the_steps_before_the_stop():

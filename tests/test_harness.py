@@ -9,17 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import harness_fixtures
 import numpy as np
 import pytest
-from harness_fixtures import run_cfg
+from helpers import REPO, run_cfg
 
 from adaframe_env.harness.protocol import Agent, BaseAgent
 from adaframe_env.harness.registry import list_agents, make_agent
 from adaframe_env.harness.runner import RESULT_KEYS, fingerprint, run_agent
 
-harness_env = harness_fixtures.harness_env  # the fixture, re-exported for pytest
-REPO = Path(__file__).resolve().parents[1]
 GPF = 7.82
 
 

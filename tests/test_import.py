@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import REPO
 
 from adaframe_env import FeatureStore, import_features, validate
 from adaframe_env.cli import main
@@ -32,7 +33,6 @@ from adaframe_env.data.schema import SPLITS
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 C, N, D, DL = 4, 20, 16, 8
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_videos(seed: int = 0, n: int = N, d: int = D) -> list[dict]:
@@ -311,7 +311,7 @@ def test_gym_env_runs_on_an_imported_cache(npy_import):
 
 def test_benchmark_harness_runs_on_an_imported_cache(npy_import, tmp_path, capsys):
     out, _ = npy_import
-    spec = importlib.util.spec_from_file_location("run_py", ROOT / "benchmarks" / "run.py")
+    spec = importlib.util.spec_from_file_location("run_py", REPO / "benchmarks" / "run.py")
     run_py = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(run_py)
     rc = run_py.main(["--agent", "avgpool-u5", "--dataset", str(out), "--out", str(tmp_path),

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
-from harness_fixtures import harness_env  # noqa: F401
+from helpers import REPO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import paper  # noqa: E402
 from paper import MUS, Cell, Results  # noqa: E402
@@ -49,7 +48,7 @@ def test_claims_are_decided_by_the_numbers():
     assert all("**not supported**" in line for line in text_bad), text_bad
 
 
-def test_paper_writes_its_report_and_resumes_without_rerunning(harness_env, monkeypatch):  # noqa: F811
+def test_paper_writes_its_report_and_resumes_without_rerunning(harness_env, monkeypatch):
     cache, results = harness_env
     cells = [Cell("avgpool-u8"), Cell("avgpool-u10"), Cell("avgpool-all"),
              Cell("adaframe-5", mu=MUS), Cell("adaframe-10", mu=MUS)]  # fmt: skip

@@ -5,21 +5,16 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-from pathlib import Path
 
-import harness_fixtures
 import pytest
 import torch
-from harness_fixtures import run_cfg
+from helpers import REPO, run_cfg
 
 from adaframe_env.harness.registry import make_agent
 from adaframe_env.harness.runner import run_agent
 from adaframe_env.harness.settings import apply_settings, parse_settings
 from baselines.lstm import LSTMSettings
 from baselines.recurrent import Readout
-
-harness_env = harness_fixtures.harness_env
-REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------ readouts

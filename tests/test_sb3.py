@@ -5,7 +5,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from env_fixtures import env_vars  # noqa: F401
 
 from adaframe_env.sb3 import SB3VecEnv, make_sb3_env
 from adaframe_env.vector_env import AdaFrameVectorEnv

@@ -1,4 +1,6 @@
-"""Shared fixtures: small synthetic feature caches made once per test session.
+"""The fixtures of every test layer (pytest finds them here; tests do not import this file):
+small synthetic feature caches made once per test session, and the environment that points
+the code at them.
 
 - ``tiny_cache``: path of a valid, *fitted* cache of the ``tiny`` preset (seed 0). Read-only:
   tests that mutate it take a copy with ``make_cache_copy`` first.

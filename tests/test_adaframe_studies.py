@@ -9,6 +9,8 @@ import pytest
 
 from adaframe_env.env import open_store
 
+pytestmark = pytest.mark.slow  # both train an AdaFrame agent
+
 
 def test_diagnostics_report_the_objective_on_train_for_own_and_uniform_frames(tiny_cache):
     import sys

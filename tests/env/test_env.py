@@ -115,6 +115,7 @@ def test_sb3_check_env(env_id):
     assert unexpected(records, SB3_DELIBERATE + GYM_DELIBERATE) == []
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("env_vars")
 def test_make_with_module_prefix_without_import():
     code = (

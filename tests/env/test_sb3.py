@@ -85,6 +85,7 @@ def uniform_then_stop(n: int, budget: int):
     return policy
 
 
+@pytest.mark.slow
 def test_ppo_learns_and_beats_random(tiny_cache, single_torch_thread):
     """SB3 PPO (MultiInputPolicy) through the SB3 adapter on the tiny preset, against the best
     fixed uniform-then-stop policy and a random-location policy on the same (train) videos."""

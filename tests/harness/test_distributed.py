@@ -40,9 +40,12 @@ AGENTS = (("adaframe-5", {}), ("frameglimpse-5", {}), ("fastforward-5", {}),
           ("fastforward-5", {"perstep_loss": "true"}))  # fmt: skip
 BATCH = 15  # 48 train videos: 3 updates an epoch; 8 + 7 videos on two ranks
 
-pytestmark = pytest.mark.skipif(
-    not (dist.is_available() and dist.is_gloo_available()), reason="no gloo backend"
-)
+pytestmark = [
+    pytest.mark.slow,  # every test trains; two of them start processes
+    pytest.mark.skipif(
+        not (dist.is_available() and dist.is_gloo_available()), reason="no gloo backend"
+    ),
+]
 
 
 @contextlib.contextmanager

@@ -48,6 +48,7 @@ def test_claims_are_decided_by_the_numbers():
     assert all("**not supported**" in line for line in text_bad), text_bad
 
 
+@pytest.mark.slow
 def test_paper_writes_its_report_and_resumes_without_rerunning(harness_env, monkeypatch):
     cache, results = harness_env
     cells = [Cell("avgpool-u8"), Cell("avgpool-u10"), Cell("avgpool-all"),

@@ -13,6 +13,7 @@ from adaframe_env.harness.plots import PLOT_FILES, plot_dataset
 from adaframe_env.harness.runner import run_agent
 
 
+@pytest.mark.slow
 def test_every_plot_file_is_written(harness_env):
     cache, out = harness_env
     rows = []

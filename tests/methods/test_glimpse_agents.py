@@ -48,6 +48,7 @@ def test_names_and_defaults(name):
     assert make_agent(f"{name}-4").k == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["frameglimpse-g", "fastforward"])
 def test_end_to_end_budget_and_cost(harness_env, single_torch_thread, name):
     # Not asserted: beating the `random` env agent. On the tiny preset these agents stop after

@@ -83,6 +83,7 @@ def test_untrained_residual_lstm_is_avgpooling(harness_env, single_torch_thread)
     assert lstm["map"] == pytest.approx(avg["map"]) and lstm["top1"] == avg["top1"]
 
 
+@pytest.mark.slow
 def test_settings_are_part_of_the_run_and_of_the_checkpoint(harness_env, single_torch_thread):
     cache, out = harness_env
     (default,) = run_agent("lstm-u4", str(cache), run_cfg(), out)
@@ -93,6 +94,7 @@ def test_settings_are_part_of_the_run_and_of_the_checkpoint(harness_env, single_
     assert plain["json_path"] != default["json_path"]
 
 
+@pytest.mark.slow
 def test_run_py_set_option(harness_env):
     cache, out = harness_env
     cmd = [sys.executable, str(REPO / "benchmarks" / "run.py"), "--dataset", str(cache),

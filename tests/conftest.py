@@ -1,4 +1,6 @@
-"""Shared fixtures: small synthetic feature caches made once per test session.
+"""The fixtures of every test layer (pytest finds them here; tests do not import this file):
+small synthetic feature caches made once per test session, and the environment that points
+the code at them.
 
 - ``tiny_cache``: path of a valid, *fitted* cache of the ``tiny`` preset (seed 0). Read-only:
   tests that mutate it take a copy with ``make_cache_copy`` first.
@@ -8,6 +10,13 @@
 - ``assert_same_cache(a, b)``: every dataset (dtype, shape, bytes) and every root attribute equal.
 - ``single_torch_thread``: run a test with one torch thread (two threads on a shared two-core
   machine make the tiny recognizer fit ~10x slower, and results must not depend on it).
+- ``env_vars``: every registered env id (and the generic ``ADAFRAME_DATA``) points at
+  ``tiny_cache``; returns its path.
+- ``harness_env``: ``env_vars`` plus a results folder: ``(cache path, tmp_path / "results")``.
+- ``private_cache_dir`` (autouse, session): the per-user cache is a session folder, never
+  ``~/.cache``.
+
+Plain helpers (``run_cfg``, ``unexpected``, ``REPO``) are in helpers.py.
 """
 
 from __future__ import annotations
@@ -113,3 +122,19 @@ def assert_same_cache():
                 assert _same_value(fa.attrs[key], fb.attrs[key]), f"attribute {key} differs"
 
     return check
+
+
+@pytest.fixture
+def env_vars(tiny_cache, tmp_path, monkeypatch) -> Path:
+    """Point every registered id at the tiny cache; never touch the real ~/.cache."""
+    for var in ("ADAFRAME_FCVID", "ADAFRAME_ACTIVITYNET", "ADAFRAME_DATA"):
+        monkeypatch.setenv(var, str(tiny_cache))
+    monkeypatch.setenv("ADAFRAME_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tiny_cache
+
+
+@pytest.fixture
+def harness_env(env_vars, tmp_path) -> tuple[Path, Path]:
+    """(cache path, results folder): the tiny cache with every cache folder in tmp_path."""
+    return env_vars, tmp_path / "results"

@@ -184,6 +184,7 @@ def _raise_interrupt(*args, **kwargs):
     raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_synth_writes_datasets(capsys, tmp_path, monkeypatch):
     real = writer.write_datasets
 
@@ -203,6 +204,7 @@ def test_ctrl_c_while_synth_writes_datasets(capsys, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_just_before_the_rename_keeps_the_old_file(capsys, tmp_path, monkeypatch):
     dest = tmp_path / "out.h5"
     dest.write_bytes(b"old cache")
@@ -214,6 +216,7 @@ def test_ctrl_c_just_before_the_rename_keeps_the_old_file(capsys, tmp_path, monk
     assert partials(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_fit_recognizer_validates_its_output(
     capsys, make_cache_copy, tiny_cache_unfitted, monkeypatch
 ):
@@ -237,6 +240,7 @@ def test_ctrl_c_while_fit_recognizer_validates_its_output(
     assert partials(path.parent) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_after_the_file_is_in_place_does_not_claim_nothing_was_written(
     capsys, tmp_path, monkeypatch
 ):
@@ -415,6 +419,7 @@ def _check_signal_outcome(k: Kill, command: str, unchanged: bool) -> str:
     return "old" if unchanged else "new"
 
 
+@pytest.mark.slow
 def test_killing_synth_leaves_nothing_the_old_or_the_complete_file(
     tmp_path, tiny_cache, assert_same_cache
 ):
@@ -451,6 +456,7 @@ def test_killing_synth_leaves_nothing_the_old_or_the_complete_file(
     _check_landed(kills, leftovers)
 
 
+@pytest.mark.slow
 def test_killing_fit_recognizer_leaves_the_old_or_the_new_file(
     tmp_path, tiny_cache, tiny_cache_unfitted, make_cache_copy, assert_same_cache
 ):

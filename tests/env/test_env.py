@@ -12,14 +12,8 @@ import gymnasium as gym
 import h5py
 import numpy as np
 import pytest
-from env_fixtures import (  # noqa: F401
-    GYM_DELIBERATE,
-    SB3_DELIBERATE,
-    env_vars,
-    expected_episode,
-    unexpected,
-)
 from gymnasium.utils.env_checker import check_env
+from helpers import GYM_DELIBERATE, unexpected
 
 import adaframe_env
 from adaframe_env import CacheError
@@ -29,6 +23,12 @@ from adaframe_env.registration import ENV_IDS
 from adaframe_env.rewards import margin as margin_fn
 
 IDS = list(ENV_IDS)
+#: SB3's check_env: the memory is (16, Dl) (agents attend over its rows); the action is a
+#: location in [0, 1] (DESIGN.md 3), not SB3's recommended [-1, 1].
+SB3_DELIBERATE = (
+    "Your observation memory has an unconventional shape",
+    "We recommend you to use a symmetric and normalized Box action space",
+)
 
 
 def act(x: float, stop: float | None = None) -> np.ndarray:
@@ -43,6 +43,25 @@ def run_episode(env, locations, **reset_kw):
         if steps[-1][2] or steps[-1][3]:
             break
     return steps
+
+
+def expected_episode(store, video: int, frames: list[int]):
+    """Hand computation of the recognizer over an episode: per step, the probabilities
+    (softmax of each frame's logits in float64, averaged over distinct frames), the margin
+    and the true-class score."""
+    label = int(store.label[video])
+    seen: list[int] = []
+    probs, margins, gts = [], [], []
+    for f in frames:
+        if f not in seen:
+            seen.append(f)
+        logits = store.logits(np.full(len(seen), video), np.array(seen)).astype(np.float64)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p = (e / e.sum(axis=1, keepdims=True)).mean(axis=0)
+        probs.append(p)
+        margins.append(float(margin_fn(p, label)))
+        gts.append(float(p[label]))
+    return np.array(probs), np.array(margins), np.array(gts)
 
 
 # --------------------------------------------------------------------------- registration
@@ -96,6 +115,7 @@ def test_sb3_check_env(env_id):
     assert unexpected(records, SB3_DELIBERATE + GYM_DELIBERATE) == []
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("env_vars")
 def test_make_with_module_prefix_without_import():
     code = (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from env_fixtures import env_vars  # noqa: F401
 from gymnasium.vector import AutoresetMode
 
 from adaframe_env.env import AdaFrameEnv

@@ -5,21 +5,16 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-from pathlib import Path
 
-import harness_fixtures
 import pytest
 import torch
-from harness_fixtures import run_cfg
+from helpers import REPO, run_cfg
 
 from adaframe_env.harness.registry import make_agent
 from adaframe_env.harness.runner import run_agent
 from adaframe_env.protocol.settings import apply_settings, parse_settings
 from agents.lstm import LSTMSettings
 from agents.recurrent.memory import Readout
-
-harness_env = harness_fixtures.harness_env
-REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------ readouts
@@ -88,6 +83,7 @@ def test_untrained_residual_lstm_is_avgpooling(harness_env, single_torch_thread)
     assert lstm["map"] == pytest.approx(avg["map"]) and lstm["top1"] == avg["top1"]
 
 
+@pytest.mark.slow
 def test_settings_are_part_of_the_run_and_of_the_checkpoint(harness_env, single_torch_thread):
     cache, out = harness_env
     (default,) = run_agent("lstm-u4", str(cache), run_cfg(), out)
@@ -98,6 +94,7 @@ def test_settings_are_part_of_the_run_and_of_the_checkpoint(harness_env, single_
     assert plain["json_path"] != default["json_path"]
 
 
+@pytest.mark.slow
 def test_run_py_set_option(harness_env):
     cache, out = harness_env
     cmd = [sys.executable, str(REPO / "benchmarks" / "run.py"), "--dataset", str(cache),

@@ -13,15 +13,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO
 
 from adaframe_env.data.store import FeatureStore
 from adaframe_env.metrics import mean_average_precision
 
-REPO = Path(__file__).resolve().parents[1]
 K = 4
 
 pytestmark = pytest.mark.slow

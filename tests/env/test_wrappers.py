@@ -7,8 +7,8 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-from env_fixtures import GYM_DELIBERATE, unexpected
 from gymnasium.utils.env_checker import check_env
+from helpers import GYM_DELIBERATE, unexpected
 
 from adaframe_env.env import AdaFrameEnv
 from adaframe_env.wrappers import DEFAULT_JUMPS, FastForward, LocationStop

@@ -6,17 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import harness_fixtures
 import pytest
-from harness_fixtures import run_cfg
+from helpers import REPO, run_cfg
 
 from adaframe_env.harness.plots import PLOT_FILES, plot_dataset
 from adaframe_env.harness.runner import run_agent
 
-harness_env = harness_fixtures.harness_env  # the fixture, re-exported for pytest
-REPO = Path(__file__).resolve().parents[1]
 
-
+@pytest.mark.slow
 def test_every_plot_file_is_written(harness_env):
     cache, out = harness_env
     rows = []

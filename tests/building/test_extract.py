@@ -41,7 +41,6 @@ from adaframe_env.cli import main  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
-ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("stripes", "blob", "checker")
 SPLITS = ("train", "train", "val", "test")  # 4 clips of each class
 N, SECONDS, RATE, FPS = 12, 6, 8, 1
@@ -127,6 +126,7 @@ def subprocess_env() -> dict:
 # ----------------------------------------------------------------------------- the cache
 
 
+@pytest.mark.slow
 def test_extraction_writes_a_valid_fitted_cache(clean, clips):
     out, stdout = clean
     summary = validate(out)
@@ -168,6 +168,7 @@ def test_sampling_keeps_one_frame_per_period_and_never_duplicates(clips):
     assert chunks[0][0].dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_env_and_harness_run_on_the_extracted_cache(clean, tmp_path, capsys):
     out, _ = clean
     env = gym.make("AdaFrame-v0", data=str(out), split="test", budget=3)
@@ -189,6 +190,7 @@ def test_env_and_harness_run_on_the_extracted_cache(clean, tmp_path, capsys):
     assert "avgpool-u5" in stdout
 
 
+@pytest.mark.slow
 def test_rerun_leaves_an_up_to_date_cache_alone(clean, clips):
     out, _ = clean
     before = out.stat().st_mtime_ns
@@ -199,6 +201,7 @@ def test_rerun_leaves_an_up_to_date_cache_alone(clean, clips):
     assert "is up to date" in stdout and out.stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_merge_rebuilds_the_same_cache_from_the_work_folder(clean, clips, tmp_path,
                                                             assert_same_cache):  # fmt: skip
     out, _ = clean
@@ -219,6 +222,7 @@ def test_merge_rebuilds_the_same_cache_from_the_work_folder(clean, clips, tmp_pa
 # ----------------------------------------------------------------------------- resume
 
 
+@pytest.mark.slow
 def test_killed_extraction_resumes_without_recomputing(clean, clips, tmp_path, assert_same_cache):
     """The third clip is a FIFO: the extraction finishes two clips, then blocks opening it and
     is killed (SIGKILL, whole process group). With the real clip in place, the same command
@@ -266,6 +270,7 @@ def test_killed_extraction_resumes_without_recomputing(clean, clips, tmp_path, a
     assert_same_cache(clean[0], out)
 
 
+@pytest.mark.slow
 def test_a_resume_with_other_settings_is_refused(clean, clips):
     out, _ = clean
     rc, _, stderr = cli(["extract", clips, "--labels", clips / "labels.csv", "--out", out,
@@ -278,6 +283,7 @@ def test_a_resume_with_other_settings_is_refused(clean, clips):
 # ----------------------------------------------------------------------------- scale-out
 
 
+@pytest.mark.slow
 def test_two_torchrun_processes_write_the_same_cache(clean, clips, tmp_path, assert_same_cache):
     out = tmp_path / "clips.h5"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -304,6 +310,7 @@ def test_ranks_and_shards_come_from_torchrun_variables():
 # ----------------------------------------------------------------------------- bad input
 
 
+@pytest.mark.slow
 def test_a_missing_video_stops_before_extraction_or_is_skipped(clips, tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("video,label,split\nv00,stripes,train\nv01.mp4,blob,train\n"

@@ -9,17 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import harness_fixtures
 import numpy as np
 import pytest
-from harness_fixtures import run_cfg
+from helpers import REPO, run_cfg
 
 from adaframe_env.harness.registry import list_agents, make_agent
 from adaframe_env.harness.runner import RESULT_KEYS, fingerprint, run_agent
 from adaframe_env.protocol import Agent, BaseAgent
 
-harness_env = harness_fixtures.harness_env  # the fixture, re-exported for pytest
-REPO = Path(__file__).resolve().parents[1]
 GPF = 7.82
 
 
@@ -101,6 +98,7 @@ def test_deterministic_for_a_seed(harness_env):
         assert x["map"] == y["map"]
 
 
+@pytest.mark.slow
 def test_lstm_g_trains_then_hits_the_cache(harness_env, monkeypatch, single_torch_thread):
     cache, out = harness_env
     (first,) = run_agent("lstm-g-u4", str(cache), run_cfg(), out)
@@ -122,6 +120,7 @@ def test_lstm_g_trains_then_hits_the_cache(harness_env, monkeypatch, single_torc
         run_agent("lstm-g-u4", str(cache), run_cfg(seed=1), out)
 
 
+@pytest.mark.slow
 def test_sb3_ppo_end_to_end(harness_env, single_torch_thread, tmp_path):
     cache, out = harness_env
     (row,) = run_agent("sb3-ppo", str(cache), run_cfg(budget=4), out)
@@ -207,6 +206,7 @@ def test_fingerprint_is_stable_and_sensitive(tiny_cache, make_cache_copy):
     assert fingerprint(copy) != fingerprint(tiny_cache)
 
 
+@pytest.mark.slow
 def test_cli_list_and_run(harness_env):
     cache, out = harness_env
     run = [sys.executable, str(REPO / "benchmarks/run.py")]
@@ -287,6 +287,7 @@ def _bare_cache_env(tmp_path):
     return env
 
 
+@pytest.mark.slow
 def test_unknown_agent_fails_before_any_data_is_generated(tmp_path):
     env = _bare_cache_env(tmp_path)
     bad = subprocess.run([sys.executable, str(REPO / "benchmarks/run.py"), "--agent", "nope"],
@@ -295,6 +296,7 @@ def test_unknown_agent_fails_before_any_data_is_generated(tmp_path):
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("*.h5"))
 
 
+@pytest.mark.slow
 def test_no_progress_silences_the_generator_and_warnings_print_alone(
     tiny_cache, tmp_path, monkeypatch
 ):
@@ -335,6 +337,7 @@ def test_summary_counts_backward_jumps_and_exit_steps(tiny_cache):
     assert [r["frames"] for r in records] == [3, 3]  # the revisit of frame 3 is free
 
 
+@pytest.mark.slow
 def test_run_py_seeds_runs_each_seed_and_aggregates(harness_env):
     cache, out = harness_env
     cmd = [sys.executable, str(REPO / "benchmarks/run.py"), "--agent", "random", "--budget", "3",

@@ -20,6 +20,7 @@ def tiny_arrays():
     return generate(preset("tiny", seed=0), progress=False)
 
 
+@pytest.mark.slow
 def test_cli_synth_same_seed_gives_same_bytes(capsys, tmp_path, tiny_cache, assert_same_cache):
     """``adaframe synth --preset tiny`` twice with one seed: every dataset and attribute equal
     (the session's cache was made through the library, this one through the CLI)."""
@@ -34,6 +35,7 @@ def test_cli_synth_same_seed_gives_same_bytes(capsys, tmp_path, tiny_cache, asse
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again.h5"]  # no temp files left
 
 
+@pytest.mark.slow
 def test_cli_synth_other_seed_gives_other_data(capsys, tmp_path, tiny_cache):
     out = tmp_path / "seed1.h5"
     assert (

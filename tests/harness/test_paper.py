@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from harness_fixtures import harness_env  # noqa: F401
 
 from adaframe_env.cli import paper
 from adaframe_env.cli.paper import MUS, Cell, Results
@@ -45,7 +44,8 @@ def test_claims_are_decided_by_the_numbers():
     assert all("**not supported**" in line for line in text_bad), text_bad
 
 
-def test_paper_writes_its_report_and_resumes_without_rerunning(harness_env, monkeypatch):  # noqa: F811
+@pytest.mark.slow
+def test_paper_writes_its_report_and_resumes_without_rerunning(harness_env, monkeypatch):
     cache, results = harness_env
     cells = [Cell("avgpool-u8"), Cell("avgpool-u10"), Cell("avgpool-all"),
              Cell("adaframe-5", mu=MUS), Cell("adaframe-10", mu=MUS)]  # fmt: skip

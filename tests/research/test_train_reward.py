@@ -18,15 +18,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO
 
 from adaframe_env.data.store import FeatureStore
 from baselines.oracle import oracle_frames
 
-REPO = Path(__file__).resolve().parents[1]
 K = 5
 
 pytestmark = pytest.mark.slow

@@ -7,11 +7,10 @@ import json
 import math
 from pathlib import Path
 
-import harness_fixtures
 import numpy as np
 import pytest
 import torch
-from harness_fixtures import run_cfg
+from helpers import run_cfg
 
 from adaframe_env.build.synth import preset, synthesize
 from adaframe_env.env import open_store
@@ -25,8 +24,6 @@ from agents.recurrent import (
     lookahead_exit,
     losses,
 )
-
-harness_env = harness_fixtures.harness_env
 
 
 # ------------------------------------------------------------------ losses
@@ -144,6 +141,7 @@ def trained(tiny_cache, single_torch_thread):
     return store, agent, config
 
 
+@pytest.mark.slow
 def test_batched_inference_shapes_order_and_exits(trained):
     store, agent, config = trained
     test = store.videos("test")
@@ -164,6 +162,7 @@ def test_batched_inference_shapes_order_and_exits(trained):
         assert res.frames[0] == 0  # Algorithm 1: the first frame is at location 0
 
 
+@pytest.mark.slow
 def test_training_logs_curves_and_saves_them(trained, tmp_path):
     _, agent, _ = trained
     assert [h["epoch"] for h in agent.history] == [1, 2]
@@ -175,6 +174,7 @@ def test_training_logs_curves_and_saves_them(trained, tmp_path):
     assert (tmp_path / "curves.csv").read_text().splitlines()[0].startswith("epoch,loss_cls")
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_and_incompatible_cache(trained, tmp_path):
     store, agent, config = trained
     agent.save(tmp_path)
@@ -193,6 +193,7 @@ def test_checkpoint_round_trip_and_incompatible_cache(trained, tmp_path):
         other.load(tmp_path)
 
 
+@pytest.mark.slow
 def test_training_beats_the_random_env_agent(harness_env, single_torch_thread):
     cache, out = harness_env
     rows = run_agent("adaframe-5", str(cache), run_cfg(epochs=None, mu=(0.7,)), out)
@@ -201,6 +202,7 @@ def test_training_beats_the_random_env_agent(harness_env, single_torch_thread):
     assert rows[0]["frames_mean"] <= 5 and rows[0]["trainable"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("memory_frames", [0, 32])
 def test_memory_frames_setting_changes_what_is_observed_and_charged(
     harness_env, single_torch_thread, memory_frames
@@ -215,6 +217,7 @@ def test_memory_frames_setting_changes_what_is_observed_and_charged(
         assert r["gflops"] >= r["frames"] * row["gflops_per_frame"] + memory_frames * light
 
 
+@pytest.mark.slow
 def test_fit_trains_on_the_videos_it_is_given(tiny_cache, single_torch_thread, monkeypatch):
     import agents.recurrent.trainer as module
 
@@ -238,6 +241,7 @@ def test_fit_trains_on_the_videos_it_is_given(tiny_cache, single_torch_thread, m
         agent.fit(store, store.videos("test"), config)
 
 
+@pytest.mark.slow
 def test_loading_other_weights_drops_cached_rollouts_and_checks_hparams(
     trained, tmp_path, single_torch_thread
 ):

@@ -21,12 +21,11 @@ import sys
 from pathlib import Path
 from unittest import mock
 
-import harness_fixtures
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-from harness_fixtures import run_cfg
+from helpers import REPO, run_cfg
 from torch.distributions import Bernoulli, Categorical, Normal
 
 from adaframe_env import distributed
@@ -35,17 +34,18 @@ from adaframe_env.harness.registry import make_agent
 from adaframe_env.harness.runner import run_agent
 from agents.recurrent.memory import standardization
 
-harness_env = harness_fixtures.harness_env
-REPO = Path(__file__).resolve().parents[1]
 # (name, settings): the per-step loss with a learned stop averages over looking steps, which
 # the ranks must count over the whole batch
 AGENTS = (("adaframe-5", {}), ("frameglimpse-5", {}), ("fastforward-5", {}),
           ("fastforward-5", {"perstep_loss": "true"}))  # fmt: skip
 BATCH = 15  # 48 train videos: 3 updates an epoch; 8 + 7 videos on two ranks
 
-pytestmark = pytest.mark.skipif(
-    not (dist.is_available() and dist.is_gloo_available()), reason="no gloo backend"
-)
+pytestmark = [
+    pytest.mark.slow,  # every test trains; two of them start processes
+    pytest.mark.skipif(
+        not (dist.is_available() and dist.is_gloo_available()), reason="no gloo backend"
+    ),
+]
 
 
 @contextlib.contextmanager

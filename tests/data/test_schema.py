@@ -211,6 +211,7 @@ def test_v1_cache_is_refused_with_the_upgrade_command(capsys, cache):
     expect(capsys, cache, "/@schema_version", "version 1", "in-sample", "fit-recognizer")
 
 
+@pytest.mark.slow
 def test_fit_recognizer_upgrades_a_v1_cache(capsys, cache):
     """A v1 cache (in-sample train logits, no folds) becomes a valid v2 cache in place."""
     set_attr(cache, "schema_version", 1)

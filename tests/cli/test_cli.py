@@ -159,6 +159,7 @@ def refitted(capsys, make_cache_copy, tiny_cache_unfitted):
     return path, rc, out
 
 
+@pytest.mark.slow
 def test_fit_recognizer_reports_accuracy(refitted):
     path, rc, out = refitted
     assert rc == 0
@@ -183,6 +184,7 @@ def test_fit_recognizer_reports_accuracy(refitted):
     assert (split.decode() if isinstance(split, bytes) else split) == "test"
 
 
+@pytest.mark.slow
 def test_fit_recognizer_writes_consistent_logits(refitted):
     """Val/test logits come from the full-train head, train logits from the head of the
     video's fold (cross-fitting, schema v2); all of them equal ``features @ W.T + b``."""
@@ -216,6 +218,7 @@ def test_fit_recognizer_writes_consistent_logits(refitted):
             assert not np.allclose(stored[train], (x[train] @ w.T + b), atol=1e-2)
 
 
+@pytest.mark.slow
 def test_fit_recognizer_keeps_data_and_matches_synth(refitted, tiny_cache, assert_same_cache):
     """Fitting in place changes nothing but the recognizer: the result equals what
     ``adaframe synth`` writes with the heads fitted (same seed, same data)."""
@@ -225,6 +228,7 @@ def test_fit_recognizer_keeps_data_and_matches_synth(refitted, tiny_cache, asser
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".partial")] == []
 
 
+@pytest.mark.slow
 def test_fit_recognizer_twice_does_not_grow_the_file(capsys, make_cache_copy):
     path = make_cache_copy()
     sizes = []
@@ -236,6 +240,7 @@ def test_fit_recognizer_twice_does_not_grow_the_file(capsys, make_cache_copy):
     assert sizes[1] <= sizes[0], f"file grew from {sizes[0]} to {sizes[1]} bytes on a refit"
 
 
+@pytest.mark.slow
 def test_fit_recognizer_refit_is_deterministic(capsys, make_cache_copy, tiny_cache):
     path = make_cache_copy()
     assert run(capsys, "fit-recognizer", path, "--no-progress", "--seed", "0")[0] == 0
@@ -290,6 +295,7 @@ def _run_subprocesses(cmds: list[list[str]]) -> list[subprocess.CompletedProcess
     return done
 
 
+@pytest.mark.slow
 def test_no_traceback_reaches_the_user_of_a_real_process(make_cache_copy, tmp_path):
     truncated = make_cache_copy("truncated.h5")
     os.truncate(truncated, truncated.stat().st_size // 2)
@@ -313,6 +319,7 @@ def test_no_traceback_reaches_the_user_of_a_real_process(make_cache_copy, tmp_pa
         assert r.stderr.startswith(f"adaframe {cmd[0]}: {expected}"), r.stderr
 
 
+@pytest.mark.slow
 def test_console_script_is_installed(tiny_cache):
     script = Path(sys.executable).parent / "adaframe"
     if not script.exists():

@@ -6,17 +6,14 @@ import json
 import math
 from pathlib import Path
 
-import harness_fixtures
 import numpy as np
 import pytest
 import torch
-from harness_fixtures import run_cfg
+from helpers import run_cfg
 
 from adaframe_env.harness.registry import make_agent
 from adaframe_env.harness.runner import run_agent
 from agents.recurrent import JUMPS, AdaFrameSettings, Rollout, losses
-
-harness_env = harness_fixtures.harness_env
 
 
 def test_losses_count_only_the_steps_before_the_stop():
@@ -51,6 +48,7 @@ def test_names_and_defaults(name):
     assert make_agent(f"{name}-4").k == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["frameglimpse-g", "fastforward"])
 def test_end_to_end_budget_and_cost(harness_env, single_torch_thread, name):
     # Not asserted: beating the `random` env agent. On the tiny preset these agents stop after

@@ -31,7 +31,6 @@ from adaframe_env.data.schema import SPLITS
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 C, N, D, DL = 4, 20, 16, 8
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_videos(seed: int = 0, n: int = N, d: int = D) -> list[dict]:
@@ -130,6 +129,7 @@ def pth_import(tmp_path_factory):
 # ----------------------------------------------------------------------------- round trips
 
 
+@pytest.mark.slow
 def test_npy_folder_with_splits_and_derived_light(npy_import):
     out, videos = npy_import
     store = assert_round_trip(out, videos, light_given=False)
@@ -158,6 +158,7 @@ def test_npy_folder_with_splits_and_derived_light(npy_import):
     assert sorted(p.name for p in out.parent.iterdir()) == ["mine.h5"]
 
 
+@pytest.mark.slow
 def test_streamed_fit_matches_the_in_ram_fit(npy_import):
     """On a cache smaller than ``fit_rows`` the out-of-core heads are the in-RAM fit's heads
     (same folds, seeds and rows), and the logits agree up to float16 rounding."""
@@ -176,6 +177,7 @@ def test_streamed_fit_matches_the_in_ram_fit(npy_import):
             np.testing.assert_allclose(value, arrays[name], rtol=1e-3, atol=1e-3, err_msg=name)
 
 
+@pytest.mark.slow
 def test_cli_prints_summary_warns_about_unlabelled_and_checks_splits_first(tmp_path, capsys):
     videos = make_videos(0)[:8]  # all train
     feat, _, labels = write_folder(tmp_path, videos, "npy")
@@ -194,6 +196,7 @@ def test_cli_prints_summary_warns_about_unlabelled_and_checks_splits_first(tmp_p
     assert "evaluated on the val split" in out and "no test videos" in out
 
 
+@pytest.mark.slow
 def test_pth_folder_with_light_and_without_split_column(pth_import):
     out, videos = pth_import
     store = assert_round_trip(out, videos, light_given=True)
@@ -212,6 +215,7 @@ def test_pth_folder_with_light_and_without_split_column(pth_import):
         assert (store.split[label == c] == SPLITS["test"]).sum() in (1, 2)
 
 
+@pytest.mark.slow
 def test_in_memory_generator_streams_one_video_at_a_time(tmp_path):
     videos = make_videos(2)
     refs: list[weakref.ref] = []
@@ -294,6 +298,7 @@ def test_carve_splits_is_stratified_seeded_and_keeps_a_train_video_per_class():
 # ----------------------------------------------------------------------------- consumers
 
 
+@pytest.mark.slow
 def test_gym_env_runs_on_an_imported_cache(npy_import):
     out, _ = npy_import
     env = gym.make("AdaFrame-v0", data=str(out), split="test", budget=3)
@@ -308,6 +313,7 @@ def test_gym_env_runs_on_an_imported_cache(npy_import):
     env.close()
 
 
+@pytest.mark.slow
 def test_benchmark_harness_runs_on_an_imported_cache(npy_import, tmp_path, capsys):
     out, _ = npy_import
     from adaframe_env.cli import run as run_py
@@ -437,6 +443,7 @@ def test_in_memory_errors_name_the_video(change, words, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_info_says_what_the_import_chose(npy_import, pth_import, capsys):
     out, _ = npy_import
     assert main(["info", str(out)]) == 0

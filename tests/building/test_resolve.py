@@ -80,6 +80,7 @@ def test_path_beats_preset_name(tmp_path, monkeypatch, tiny_cache, fake_synthesi
     assert fake_synthesize == []
 
 
+@pytest.mark.slow
 def test_preset_name_is_generated_into_the_cache_dir(isolated):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # asking for a proxy by name is not a fallback
@@ -147,6 +148,7 @@ def test_fallback_warning_when_proxy_already_cached(isolated, fake_synthesize):
     assert path == proxy_path("activitynet") and len(fake_synthesize) == 1
 
 
+@pytest.mark.slow
 def test_fallback_really_generates_in_the_schema(monkeypatch, isolated):
     """The fcvid fallback without the 1 GB: map the preset lookup to the tiny preset."""
     monkeypatch.setattr(synth, "preset", lambda name, seed=0: preset("tiny", seed=seed))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from env_fixtures import env_vars  # noqa: F401
 
 from adaframe_env.sb3 import SB3VecEnv, make_sb3_env
 from adaframe_env.vector_env import AdaFrameVectorEnv
@@ -86,6 +85,7 @@ def uniform_then_stop(n: int, budget: int):
     return policy
 
 
+@pytest.mark.slow
 def test_ppo_learns_and_beats_random(tiny_cache, single_torch_thread):
     """SB3 PPO (MultiInputPolicy) through the SB3 adapter on the tiny preset, against the best
     fixed uniform-then-stop policy and a random-location policy on the same (train) videos."""

@@ -202,13 +202,21 @@ def make_config(args: EnvArgs) -> EnvConfig:
 _ARRAY_REFS = ("_features", "_logits", "_light", "_lse", "_mem_rows", "_mem_pos_table")
 
 
+def ensure_normalizer(env) -> None:
+    """The per-frame log-normalizers of the recognizer's logits (:func:`log_normalizer`),
+    computed on the first reset rather than at construction, so that making an env imports
+    no torch (docs/design.md, "Layers")."""
+    if env._lse is None:
+        env._lse = log_normalizer(env.store)
+
+
 def attach_arrays(env) -> None:
     """Give ``env`` direct references to the store's hot arrays (after init or unpickling)."""
     store = env.store
     env._features = store.array("features")
     env._logits = store.array("logits")
     env._light = store.array("light")
-    env._lse = log_normalizer(store)
+    env._lse = None  # the first reset computes it (ensure_normalizer): torch, one pass
     env._mem_rows = store.memory_layout(env.config.memory_frames)[1]
     env._mem_pos_table = memory_positions(store, env.config.memory_frames)
 

@@ -1,6 +1,6 @@
 """AdaFrameEnv: "which frame next?" over a cached video dataset, as a Gymnasium environment.
 
-The contract is DESIGN.md sections 2-3; the full specification is the class docstring of
+The contract is docs/design.md sections 2-3; the full specification is the class docstring of
 :class:`AdaFrameEnv` (``help(AdaFrameEnv)``). :mod:`adaframe_env.vector_env` implements the same
 semantics for a batch of videos in NumPy.
 """
@@ -22,6 +22,7 @@ from adaframe_env.config import (
     attach_arrays,
     check_options,
     clear_store_cache,
+    ensure_normalizer,
     make_config,
     open_store,
 )
@@ -44,7 +45,7 @@ class AdaFrameEnv(gym.Env[dict, np.ndarray]):
     frames seen so far), scores the video after every step; the reward pays for raising the
     margin between the true class and the strongest other class (paper Eq. 4).
 
-    The data is an adaframe feature cache (HDF5, DESIGN.md section 1): a real one extracted from
+    The data is an adaframe feature cache (HDF5, docs/design.md section 1): a real one extracted from
     FCVID or ActivityNet, or a synthetic proxy that is generated on first use.
 
     ## Action Space
@@ -232,6 +233,7 @@ class AdaFrameEnv(gym.Env[dict, np.ndarray]):
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        ensure_normalizer(self)
         options = check_options(options, ("video", "location"))
         n = len(self.split_videos)
         if "video" in options:
@@ -464,6 +466,8 @@ class AdaFrameEnv(gym.Env[dict, np.ndarray]):
     def __setstate__(self, state):
         self.__dict__.update(state)
         attach_arrays(self)
+        if self._t:  # unpickled mid-episode: the next step needs the normalizers
+            ensure_normalizer(self)
 
     def __repr__(self) -> str:
         return (

@@ -1,4 +1,4 @@
-"""Video-level metrics shared by the calibration, the harness and the tests (DESIGN.md 6)."""
+"""Video-level metrics shared by the calibration, the harness and the tests (docs/design.md 6)."""
 
 from __future__ import annotations
 

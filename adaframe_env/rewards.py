@@ -1,5 +1,5 @@
 """The paper's rewards: the one kernel that the single env, the vector env and the agents
-call (docs/design.md, "The episode").
+call (docs/design.md, section 2).
 
 Notation: ``s_t`` are the class scores after ``t`` observed frames (probabilities, (..., C)),
 ``gt`` the true class, ``m_t = s_t[gt] - max_{c != gt} s_t[c]`` the margin (paper Eq. 4).

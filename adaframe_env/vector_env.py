@@ -1,6 +1,6 @@
 """AdaFrameVectorEnv: a batch of AdaFrame episodes stepped together in NumPy.
 
-The same semantics as :class:`adaframe_env.env.AdaFrameEnv` (DESIGN.md 3), with no Python loop
+The same semantics as :class:`adaframe_env.env.AdaFrameEnv` (docs/design.md 3), with no Python loop
 over sub-environments in ``step``: one step is a fixed number of array operations on
 ``(num_envs, ...)`` arrays, whatever ``num_envs`` is. ``gym.make_vec("AdaFrame-FCVID-v0",
 num_envs=256)`` returns it (it is the ids' ``vector_entry_point``).
@@ -22,6 +22,7 @@ from adaframe_env.config import (
     action_error,
     attach_arrays,
     check_options,
+    ensure_normalizer,
     make_config,
 )
 from adaframe_env.data.store import MEMORY_SIZE, FeatureStore
@@ -156,6 +157,7 @@ class AdaFrameVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        ensure_normalizer(self)
         super().reset(seed=seed)
         options = dict(check_options(options, ("video", "location", "reset_mask")))
         n = self.num_envs
@@ -397,6 +399,8 @@ class AdaFrameVectorEnv(VectorEnv):
     def __setstate__(self, state):
         self.__dict__.update(state)
         attach_arrays(self)
+        if self._started:  # unpickled mid-episode: the next step needs the normalizers
+            ensure_normalizer(self)
 
     def __repr__(self) -> str:
         name = self.spec.id if self.spec is not None else self.config.path.name

@@ -1,4 +1,4 @@
-"""Action wrappers for the agents of the paper's comparison (DESIGN.md 3 and 5).
+"""Action wrappers for the agents of the paper's comparison (docs/design.md 3 and 5).
 
 - :class:`FastForward`: a discrete set of jumps, as fractions of the video, forward and back
   from the current location, plus a stop action (Fan et al., IJCAI 2018).

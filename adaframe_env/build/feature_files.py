@@ -1,6 +1,6 @@
 """Per-video feature files and a labels CSV, read into :class:`VideoFeatures` for the importer.
 
-The layout ``adaframe import`` reads (DESIGN.md 1 is the cache it writes):
+The layout ``adaframe import`` reads (docs/design.md 1 is the cache it writes):
 
 - ``FEATURE_DIR/<video>.npy``: a (T, D) array, one row per frame; or ``FEATURE_DIR/<video>.pth``
   holding ``{'fea': tensor (T, D)}`` (LiteEval's convention; a bare tensor is accepted too),

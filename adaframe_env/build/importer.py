@@ -2,7 +2,7 @@
 
 :func:`import_features` takes an iterable of :class:`VideoFeatures` (one video each: a (T, D)
 heavy array, optionally a (T, Dl) light array, a label, a split) and writes a cache in the
-current schema (DESIGN.md 1) that the environment, the baselines and the harness read like the
+current schema (docs/design.md 1) that the environment, the baselines and the harness read like the
 synthetic proxies. ``adaframe import`` (``adaframe_env.build.feature_files``) feeds it from a
 folder of ``.npy`` / ``.pth`` files.
 
@@ -14,7 +14,7 @@ Streaming, so that a cache larger than RAM can be written:
    RAM. The total frame count is unknown until the iterable ends, and lazy loading
    (``FeatureStore(lazy=True)``) needs contiguous datasets whose size is fixed when they are
    created, hence the staging instead of resizable chunked datasets.
-2. **Fit.** The recognizer's heads (DESIGN.md 2: a full head for val/test, out-of-fold heads for
+2. **Fit.** The recognizer's heads (docs/design.md 2: a full head for val/test, out-of-fold heads for
    train) are fit on at most ``fit_rows`` sampled train frames per head, read from the memory-
    mapped scratch (:func:`~adaframe_env.build.recognizer.fit_heads_out_of_core`).
 3. **Write.** The final file gets contiguous datasets of known size, filled block by block:

@@ -1,6 +1,6 @@
 """The per-frame recognizer: linear softmax heads on heavy and light features.
 
-The environment's reward needs class scores that do not depend on the agent (DESIGN.md 2).
+The environment's reward needs class scores that do not depend on the agent (docs/design.md 2).
 For the paper this is ResNet-101's fine-tuned classification layer; for a cache without one we
 fit a softmax regression on every train-split frame, labelled with its video's label (what
 fine-tuning a frame classifier on untrimmed video does), and store the logits of every frame.

@@ -1,7 +1,7 @@
 """Feature-cache schema v2 and its validator.
 
 One HDF5 file per dataset, flat and ragged so that a batch of lookups is one fancy-index
-(DESIGN.md section 1). ``N`` videos, ``F`` frames in all, ``C`` classes:
+(docs/design.md section 1). ``N`` videos, ``F`` frames in all, ``C`` classes:
 
 ==========================  ==================  ===============================================
 path                        shape, dtype        meaning

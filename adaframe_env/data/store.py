@@ -38,7 +38,7 @@ def memory_frame_index(length: np.ndarray, size: int = MEMORY_SIZE) -> np.ndarra
 
 
 def frame_of_location(location: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """Frame index ``round(loc * (T - 1))`` of a normalized location in [0, 1] (DESIGN.md 3)."""
+    """Frame index ``round(loc * (T - 1))`` of a normalized location in [0, 1] (docs/design.md 3)."""
     loc = np.clip(np.asarray(location, dtype=np.float64), 0.0, 1.0)
     return np.rint(loc * (np.asarray(length) - 1)).astype(np.int64)
 

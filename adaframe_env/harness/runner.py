@@ -1,5 +1,5 @@
 """The benchmark harness: fit (or load a cached checkpoint), evaluate on the test split,
-compute the metrics, write the results (DESIGN.md 6).
+compute the metrics, write the results (docs/design.md 6).
 
 ``run_agent(name, dataset, config, out)`` is what ``benchmarks/run.py`` calls; it returns one
 result dict per setting (one per ``mu`` for agents with ``uses_mu``, else one).
@@ -37,7 +37,7 @@ from adaframe_env.harness.registry import make_agent, name_fixes_budget
 from adaframe_env.metrics import mean_average_precision, top1_accuracy
 from adaframe_env.protocol import RunConfig, VideoResult
 
-#: keys every result JSON has (DESIGN.md 6; tests check them)
+#: keys every result JSON has (docs/design.md 6; tests check them)
 RESULT_KEYS = (
     "agent", "dataset", "budget", "mu", "map", "top1", "frames_mean", "frames_std",
     "gflops_mean", "gflops_std", "seconds_per_video", "params", "seed", "config", "git_commit",

@@ -1,4 +1,4 @@
-"""How a method package tells the harness its agent names (docs/design.md, "Agent names").
+"""How a method package tells the harness its agent names (docs/design.md, "How the harness learns agent names").
 
 A package lists :class:`AgentFamily` entries and exposes the list through the entry-point group
 ``adaframe_gym.agents`` in its ``pyproject.toml``::

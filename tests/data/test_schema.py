@@ -121,7 +121,7 @@ def test_summary_matches_file(tiny_cache):
 
 
 def test_synthesized_cache_follows_the_schema(tiny_cache):
-    """Dtypes, shapes and attribute types exactly as DESIGN.md section 1 says."""
+    """Dtypes, shapes and attribute types exactly as docs/design.md section 1 says."""
     with h5py.File(tiny_cache, "r") as f:
         n, F, C = len(f["videos/offset"]), f["frames/features"].shape[0], len(f["classes/name"])
         for name, (dtype, rank) in {**REQUIRED, **RECOGNIZER}.items():

@@ -1,4 +1,4 @@
-"""AdaFrameEnv: Gymnasium API, registration, semantics of DESIGN.md 3, errors."""
+"""AdaFrameEnv: Gymnasium API, registration, semantics of docs/design.md 3, errors."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from adaframe_env.rewards import margin as margin_fn
 
 IDS = list(ENV_IDS)
 #: SB3's check_env: the memory is (16, Dl) (agents attend over its rows); the action is a
-#: location in [0, 1] (DESIGN.md 3), not SB3's recommended [-1, 1].
+#: location in [0, 1] (docs/design.md 3), not SB3's recommended [-1, 1].
 SB3_DELIBERATE = (
     "Your observation memory has an unconventional shape",
     "We recommend you to use a symmetric and normalized Box action space",

@@ -9,7 +9,7 @@ by class-free noise (heavy and light views), so the answer to "where to look" is
 
 - ``fixed``: the evidence is the first (``early``) or last (``late``) 40% of every video. A
   policy needs no memory to find it: the same place pays in every video.
-  ``tests/test_evidence_toys.py`` checks the result.
+  ``tests/research/test_evidence_toys.py`` checks the result.
 - ``marked``: the evidence is one 30% segment at a random place in each video, and the light
   features of its frames carry a common marker vector (``--marker`` times the light
   features' scale): an idealized global memory that says where the evidence is. To find it,

@@ -60,7 +60,7 @@ def resolve_data(
         _warned.add(dataset)
         warnings.warn(
             f"no real {dataset} cache given (data=... or ${var}); using the synthetic "
-            f"{dataset} proxy at {path}" + ("" if path.exists() else " (generating it now, ~30 s)"),
+            f"{dataset} proxy at {path}" + ("" if path.exists() else " (generating it now: about 1 min on 2 cores)"),
             SyntheticDataWarning,
             stacklevel=3,
         )

@@ -17,7 +17,8 @@ Every cell is one run of the harness (``adaframe run``): the result files land i
 recomputes them; checkpoints are still reused). With ``--seeds``, every row is the mean +- std
 over the seeds (population std); the paper reports single runs.
 
-``--quick`` is a subset for newcomers (2.5 min on 2 cores): Table 1's training-free rows,
+``--quick`` is a subset for newcomers (3.5 min of cells on 2 cores, plus 1 min to build the
+fcvid proxy on first use): Table 1's training-free rows,
 LSTM(-G) at U10, AdaFrame-3/5/10 over mu and the AdaFrame variant at K = 10, FrameGlimpse and
 FastForward, and Fig. 3/4/5/7/8. The full run adds the other LSTM cells (the slowest:
 ``lstm-all`` and ``lstm-g-all``), AdaFrame-8, the variant at K = 5, the -G competitors and the

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from adaframe_env.protocol.names import AgentFamily, k_from, k_or_budget
-
-STRATEGIES = {"u": "uniform", "r": "random", None: "all"}
+from adaframe_env.protocol.names import STRATEGIES, AgentFamily, k_from, k_or_budget
 
 
 def _lstm(m, config):

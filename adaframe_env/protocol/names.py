@@ -26,6 +26,8 @@ from adaframe_env.protocol.agent import RunConfig
 
 #: the entry-point group the harness reads
 ENTRY_POINT_GROUP = "adaframe_gym.agents"
+#: the frame strategy a fixed-frame name spells (``-u10``, ``-r10``, ``-all``: group ``s``)
+STRATEGIES = {"u": "uniform", "r": "random", None: "all"}
 
 
 @dataclass(frozen=True)

@@ -32,4 +32,3 @@ def main(argv=None, prog: str = "adaframe plot") -> int:
         for f in plot_dataset(folder, args.focus):
             print(f)
     return 0
-

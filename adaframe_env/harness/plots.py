@@ -64,44 +64,103 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def display_name(agent: str) -> str:
+    """How the pictures name an agent: a user's import path ``dir/my_agent.py:make`` or
+    ``pkg.my_agent:make`` shortens to ``my_agent:make``; registered names stay as they are."""
+    target, sep, attr = agent.rpartition(":")
+    if not sep:
+        return agent
+    return f"{Path(target).stem if target.endswith('.py') else target.rpartition('.')[2]}:{attr}"
+
+
+def _point(r: dict) -> tuple[float, float]:
+    return r["gflops_mean"], 100 * r["map"]
+
+
+def _near(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Two points that one marker would cover: within 3% in GFLOPs (the axis is logarithmic)
+    and 0.15 in mAP. AvgPooling-G's runs sit 1.3 GFLOPs (its memory) right of AvgPooling's."""
+    return abs(np.log(a[0] / b[0])) < 0.03 and abs(a[1] - b[1]) < 0.15
+
+
+def _covered(point, points) -> bool:
+    return any(_near(point, q) for q in points)
+
+
 def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
     """mAP against GFLOPs, one line per agent family; several seeds of a run are averaged
-    (error bar: their standard deviation)."""
+    (error bar: their standard deviation).
+
+    Families whose points all coincide with another family's (AvgPooling-G on a cache whose
+    fusion weight is 0: the same runs as AvgPooling; ``uniform`` on ``avgpool-u10``) are drawn
+    once, their names joined in the legend; a point on top of another family's point is drawn
+    as a larger hollow ring around it. Each point's K is written
+    once; an adaptive agent's points are labelled by their mu (coinciding mu joined)."""
     fig = Figure(figsize=(7, 4.8))
     ax = fig.subplots()
     groups: dict[str, list[dict]] = {}
     for r in aggregate_seeds(rows):
         # an adaptive agent's line runs over mu at its own K (paper Fig. 3); others over K
         base = r["agent"] if r.get("mu") is not None else family(r["agent"])
-        name = base + settings_tag(r) + (" (bound)" if r.get("bound") else "")
+        name = display_name(base) + settings_tag(r) + (" (bound)" if r.get("bound") else "")
         groups.setdefault(name, []).append(r)
-    palette = matplotlib.colormaps["tab10" if len(groups) <= 10 else "tab20"]
-    for i, (name, rs) in enumerate(sorted(groups.items())):
-        rs = sorted(rs, key=lambda r: r["gflops_mean"])
+    # families with exactly the points of an earlier one are drawn with it
+    merged: dict[str, list[str]] = {}
+    points: dict[str, list] = {}
+    for name in sorted(groups, key=lambda n: (-len(groups[n]), len(n), n)):  # largest, plainest
+        mine = [_point(r) for r in groups[name]]
+        home = next((m for m in merged if all(_covered(q, points[m]) for q in mine)), None)
+        if home is None:
+            merged[name], points[name] = [name], mine
+        else:
+            merged[home].append(name)
+    merged = dict(sorted(merged.items()))
+    palette = matplotlib.colormaps["tab10" if len(merged) <= 10 else "tab20"]
+    drawn: list[tuple] = []  # points drawn so far
+    labelled: list[tuple] = []  # (point, text) annotations written so far
+    for i, (name, names) in enumerate(merged.items()):
+        rs = sorted(groups[name], key=lambda r: r["gflops_mean"])
         x = [r["gflops_mean"] for r in rs]
         y = [100 * r["map"] for r in rs]
         bound = any(r.get("bound") for r in rs)
         color = palette(i % palette.N)
-        marker = "D" if bound else "os^vPX*"[i % 7]  # distinct shapes: -G rows may coincide
+        marker = "D" if bound else "os^vPX*"[i % 7]
+        label = names[0] + (f" (same points: {', '.join(names[1:])})" if names[1:] else "")
         mus = [r["mu"] for r in rs if r.get("mu") is not None]
-        if mus:  # points of one threshold sweep are often too close to label one by one
-            name += f" (mu {', '.join(f'{m:g}' for m in sorted(set(mus)))})"
+        if mus:
+            label += " (over mu)"
+        on_top = [_covered(_point(r), drawn) for r in rs]
         ax.plot(x, y, "--" if bound else "-", color=color, alpha=0.6)
-        ax.scatter(x, y, marker=marker, label=name, color=color,
-                   facecolors="none" if bound else color, zorder=3)  # fmt: skip
-        err = [100 * r["map_std"] for r in rs]
+        for top in (False, True):  # a point on top of another family's: a larger ring
+            sel = [k for k, t in enumerate(on_top) if t == top]
+            if sel:
+                ax.scatter([x[k] for k in sel], [y[k] for k in sel], s=110 if top else 36,
+                           marker=marker, color=color, linewidths=1.5 if top else 1,
+                           facecolors="none" if (bound or top) else color, zorder=3,
+                           label=label if sel[0] == min(range(len(rs)), key=lambda k: on_top[k])
+                           else None)  # fmt: skip
+        drawn += [_point(r) for r in rs]
         if any(r["n_seeds"] > 1 for r in rs):
+            err = [100 * r["map_std"] for r in rs]
             ax.errorbar(x, y, yerr=err, fmt="none", ecolor=color, alpha=0.6, capsize=2)
-        for rr, xi, yi in zip(rs, x, y, strict=True):
-            tag = rr["agent"][len(family(rr["agent"])) :].lstrip("-")
-            if tag and rr.get("mu") is None:
-                ax.annotate(tag, (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=7)
+        texts: dict[tuple, list[str]] = {}
+        for r in rs:
+            if r.get("mu") is not None:
+                texts.setdefault(_point(r), []).append(f"{r['mu']:g}")
+            elif tag := r["agent"][len(family(r["agent"])) :].lstrip("-"):
+                texts.setdefault(_point(r), []).append(tag)
+        for (px, py), parts in texts.items():
+            text = ("mu " if mus else "") + "/".join(dict.fromkeys(parts))
+            if not any(t == text and _near((px, py), q) for q, t in labelled):
+                labelled.append(((px, py), text))
+                ax.annotate(text, (px, py), textcoords="offset points", xytext=(4, 3),
+                            fontsize=6.5, color="0.25")  # fmt: skip
     ax.set_xscale("log")  # "all frames" costs ~15x K=10: a linear axis crushes the rest
     ax.set_xlabel("GFLOPs per video (mean, log scale)")
     ax.set_ylabel("mAP (%)")
-    ax.set_title(f"{title}: mAP vs computation (hollow = bound, not a competitor)")
+    ax.set_title(f"{title}: mAP vs computation (dashed, hollow diamonds = bound)")
     ax.grid(alpha=0.3)
-    if len(groups) > 8:  # outside, so that it hides no point
+    if len(merged) > 8:  # outside, so that it hides no point
         fig.set_figwidth(10)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
@@ -136,7 +195,7 @@ def plot_exit_steps(rows: list[dict], path: Path, title: str) -> Path:
 
 
 def _label(r: dict) -> str:
-    return r["agent"] + (f" mu={r['mu']:g}" if r.get("mu") is not None else "") + (
+    return display_name(r["agent"]) + (f" mu={r['mu']:g}" if r.get("mu") is not None else "") + (
         f" K={r['budget']}" if r.get("budget") is not None and not re.search(r"\d$", r["agent"])
         else ""
     )  # fmt: skip
@@ -215,10 +274,14 @@ def plot_location_density(row: dict | None, path: Path, title: str, bins: int = 
             for t, loc in enumerate(seq[:steps]):
                 grid[t, min(int(loc * bins), bins - 1)] += 1
         grid /= np.maximum(grid.sum(axis=1, keepdims=True), 1)
-        im = ax.imshow(grid.T, aspect="auto", origin="lower", cmap="magma",
+        # step 1 is the reset frame, the same place for every video: a share of 1 that would
+        # take the whole colour scale; the scale is set by steps 2 and later (step 1 saturates)
+        vmax = grid[1:].max() if steps > 1 and grid[1:].max() > 0 else 1.0
+        im = ax.imshow(grid.T, aspect="auto", origin="lower", cmap="magma", vmin=0, vmax=vmax,
                        extent=(0.5, steps + 0.5, 0, 1))  # fmt: skip
-        fig.colorbar(im, ax=ax, label="share of videos")
-        ax.set_xlabel("step")
+        fig.colorbar(im, ax=ax, label="share of the step's videos (scale: steps 2+)",
+                     extend="max" if steps > 1 else "neither")  # fmt: skip
+        ax.set_xlabel("step (1: the reset frame, shown saturated)")
         ax.set_ylabel("visited location (normalized position in the video)")
         ax.set_title(f"{title}: {_label(row)}, where each step looks")
     else:

@@ -1,6 +1,9 @@
-"""A path that cannot be opened says why: a symlink loop is not "no such file"."""
+"""A path that is not a cache file says what it is: a symlink loop is not "no such file",
+and a pipe is refused instead of blocking the open forever."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -50,3 +53,12 @@ def test_dangling_symlink_names_its_target(capsys, tmp_path):
 def test_missing_file_is_still_no_such_file(capsys, tmp_path):
     line = one_line_error(capsys, "validate", tmp_path / "nope.h5")
     assert line.endswith(": /: no such file")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("command", ["validate", "info"])
+def test_a_pipe_is_refused_without_blocking(capsys, tmp_path, command):
+    fifo = tmp_path / "cache.h5"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    line = one_line_error(capsys, command, fifo)
+    assert line.endswith(": /: not a regular file (a device, pipe or socket?)")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaframe_env.data.schema import SPLIT_NAMES, CacheError, validate
+from adaframe_env.data.schema import SPLIT_NAMES, CacheError, first_line
 
 
 def main(
@@ -141,10 +141,15 @@ def _synth(args) -> int:
 
 
 def _info(args) -> int:
-    summary = validate(args.file, require_recognizer=False)
-    from adaframe_env.data.store import FeatureStore
+    from adaframe_env.data.store import FeatureStore, validate_once
 
-    store = FeatureStore(args.file, lazy=True, validate_file=False, require_recognizer=False)
+    # Validated as every open is (the stamp spares a re-read of an unchanged file); a failure
+    # removes the stamp.
+    summary = validate_once(args.file, require_recognizer=False)
+    try:
+        store = FeatureStore(args.file, lazy=True, validate_file=False, require_recognizer=False)
+    except OSError as e:  # replaced or damaged since it was validated
+        raise CacheError(args.file, "/", f"unreadable: {first_line(e)}") from None
     a = summary.attrs
     lines = [
         f"file              {args.file} ({args.file.stat().st_size / 2**20:.0f} MiB)",

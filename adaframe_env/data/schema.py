@@ -43,7 +43,10 @@ traceback from deep inside h5py or NumPy.
 
 from __future__ import annotations
 
+import errno
+import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,11 +137,20 @@ def validate(
     ``require_recognizer=False`` accepts a cache whose logits are not fitted yet, and
     ``accept_v1=True`` an old v1 cache (both what ``adaframe fit-recognizer`` consumes).
     """
-    path = Path(path)
-    if not path.exists():
-        raise CacheError(path, "/", "no such file")
-    if path.is_dir():
-        raise CacheError(path, "/", "is a directory, expected an HDF5 feature cache")
+    return _validate_path(Path(path), require_recognizer, accept_v1, scan=True)
+
+
+def check_structure(path: str | os.PathLike, require_recognizer: bool = True) -> CacheSummary:
+    """Every rule of :func:`validate` but the scans of the frame arrays for NaN, inf and
+    out-of-range relevance: attributes, datasets, dtypes, shapes, declared sizes against the
+    stored data, and the per-video tables (offsets, lengths, labels, splits, ids, folds).
+    Reads the metadata and the ``(N,)`` tables only (milliseconds), whatever the cache's size:
+    what :func:`~adaframe_env.data.store.validate_once` re-checks on every open."""
+    return _validate_path(Path(path), require_recognizer, False, scan=False)
+
+
+def _validate_path(path: Path, require_recognizer: bool, accept_v1: bool, scan: bool):
+    _check_path(path)
     try:
         f = h5py.File(path, "r")
     except OSError as e:
@@ -147,7 +159,7 @@ def validate(
         ) from None
     with f:
         try:
-            return _validate_open(path, f, require_recognizer, accept_v1)
+            return _validate_open(path, f, require_recognizer, accept_v1, scan)
         except CacheError:
             raise
         except (OSError, RuntimeError, KeyError) as e:  # h5py read errors inside a damaged file
@@ -156,12 +168,35 @@ def validate(
             ) from None
 
 
+def _check_path(path: Path) -> None:
+    """A regular file is there, or a :class:`CacheError` that says what is there instead."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise CacheError(path, "/", _stat_problem(path, e)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CacheError(path, "/", "is a directory, expected an HDF5 feature cache")
+    if not stat.S_ISREG(st.st_mode):
+        raise CacheError(path, "/", "not a regular file (a device, pipe or socket?)")
+
+
+def _stat_problem(path: Path, e: OSError) -> str:
+    if e.errno == errno.ELOOP:
+        return "a symlink loop (ELOOP): its symlinks point at each other; point it at the file"
+    if e.errno == errno.ENOENT and os.path.islink(path):
+        return f"a symlink to {os.readlink(path)}, which does not exist"
+    if e.errno == errno.ENOENT:
+        return "no such file"
+    code = errno.errorcode.get(e.errno, str(e.errno))
+    return f"cannot be read: {e.strerror or type(e).__name__} ({code})"
+
+
 def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _validate_open(
-    path: Path, f: h5py.File, require_recognizer: bool, accept_v1: bool
+    path: Path, f: h5py.File, require_recognizer: bool, accept_v1: bool, scan: bool = True
 ) -> CacheSummary:
     attrs = _check_attrs(path, f, accept_v1)
     expected = dict(REQUIRED)
@@ -176,6 +211,7 @@ def _validate_open(
     has_relevance = "frames/relevance" in f
     if has_relevance:
         _check_dataset(path, f, "frames/relevance", *OPTIONAL["frames/relevance"])
+    _check_storage(path, f)  # before reading any data: declared sizes are held by the file
 
     n, num_frames, c = _check_shapes(path, f, has_recognizer, has_relevance)
     _check_videos(path, f, n, num_frames, c)
@@ -184,9 +220,9 @@ def _validate_open(
     finite = ["frames/features", "frames/light"]
     if has_recognizer:
         finite += list(RECOGNIZER)
-    for name in finite:
+    for name in finite if scan else ():
         _check_finite(path, f[name], name)
-    if has_relevance:
+    if has_relevance and scan:
         _check_finite(path, f["frames/relevance"], "frames/relevance")
         rel = f["frames/relevance"][:]
         if rel.min() < 0 or rel.max() > 1:
@@ -292,6 +328,56 @@ def _check_dataset(path: Path, f: h5py.File, name: str, dtype, rank: int) -> Non
             raise CacheError(path, where, f"dtype {ds.dtype}, expected utf-8 strings")
     elif ds.dtype != np.dtype(dtype):
         raise CacheError(path, where, f"dtype {ds.dtype}, expected {np.dtype(dtype).name}")
+
+
+def _datasets(f: h5py.File) -> list[h5py.Dataset]:
+    found: list[h5py.Dataset] = []
+    f.visititems(lambda _, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def _check_storage(path: Path, f: h5py.File) -> None:
+    """Every dataset's declared size is held by the file, checked from metadata alone.
+
+    A few KB of HDF5 can declare billions of rows that were never written: HDF5 reads a chunk
+    that is not stored (or a contiguous array with no storage) as the fill value, so scanning
+    or loading it costs its declared size in time and RAM and finds zeros, which no writer of
+    this package leaves. Chunked data: the chunks stored (``get_num_chunks``) against the
+    chunks the shape needs; chunk *counts*, because compressed chunks take fewer bytes than
+    the array. Contiguous data: the bytes stored against ``nbytes``, and stored inside the
+    file. Data kept in other files (virtual or external datasets) is refused."""
+    file_size = os.path.getsize(path)
+    for ds in _datasets(f):
+        where = ds.name
+        if ds.is_virtual or ds.external:
+            raise CacheError(
+                path, where, "its data lives in other files (a virtual or external dataset); "
+                "copy it into the cache (h5repack, or h5py) and validate again"
+            )  # fmt: skip
+        if ds.shape is None or ds.size == 0:
+            continue
+        if ds.chunks is not None:
+            needed = math.prod(-(-s // c) for s, c in zip(ds.shape, ds.chunks, strict=True))
+            stored = ds.id.get_num_chunks()
+            if stored < needed:
+                raise CacheError(
+                    path, where, f"declares shape {ds.shape} but stores {stored} of its {needed} "
+                    f"chunks of {ds.chunks}: never fully written (unwritten rows read as the "
+                    "fill value); rewrite the cache"
+                )  # fmt: skip
+            continue
+        stored = ds.id.get_storage_size()
+        if stored < ds.nbytes:
+            raise CacheError(
+                path, where, f"declares shape {ds.shape} ({ds.nbytes} bytes) but stores only "
+                f"{stored} bytes of it: never fully written; rewrite the cache"
+            )  # fmt: skip
+        offset = ds.id.get_offset()
+        if offset is not None and offset + stored > file_size:
+            raise CacheError(
+                path, where, f"its {stored} bytes at offset {offset} extend past the end of "
+                f"the file ({file_size} bytes): truncated; copy or write it again"
+            )  # fmt: skip
 
 
 def _check_shapes(path: Path, f: h5py.File, has_recognizer: bool, has_relevance: bool):

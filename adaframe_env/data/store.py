@@ -11,15 +11,17 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from functools import cached_property
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from adaframe_env.data import schema as _schema
 from adaframe_env.data.atomic import write_json
 from adaframe_env.data.paths import cache_dir
-from adaframe_env.data.schema import SPLITS, CacheError, CacheSummary, validate
+from adaframe_env.data.schema import SPLITS, CacheError, CacheSummary, check_structure, validate
 
 MEMORY_SIZE = 16  # light frames in the global memory (paper section 4.1)
 FRAME_ARRAYS = ("features", "light", "logits", "light_logits", "relevance")
@@ -43,35 +45,127 @@ def frame_of_location(location: np.ndarray, length: np.ndarray) -> np.ndarray:
     return np.rint(loc * (np.asarray(length) - 1)).astype(np.int64)
 
 
+def file_version(path: str | os.PathLike) -> dict:
+    """What tells one version of a file from another without reading it: inode, size, mtime
+    and ctime (nanoseconds). ``touch -d`` / ``os.utime`` can put mtime back after an in-place
+    edit; ctime it cannot: the kernel sets it to the current time on every write, truncate,
+    utime, chmod, chown, link or rename of the inode, and no system call sets it to a chosen
+    value."""
+    st = os.stat(path)
+    return {"inode": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns}  # fmt: skip
+
+
+#: the rules a stamp vouches for: a digest of the validator's source, so that a stamp written
+#: by another version of adaframe-gym (other rules) is not trusted
+def _rules() -> str:
+    try:
+        return hashlib.sha1(Path(_schema.__file__).read_bytes()).hexdigest()[:16]
+    except OSError:  # no readable source: the schema version, at least
+        return f"schema-v{_schema.SCHEMA_VERSION}"
+
+
+RULES = _rules()
+
+
+def stamp_path(path: str | os.PathLike) -> Path | None:
+    """Where the validation stamp of ``path`` lives (keyed by its resolved path), or None for
+    a path that does not resolve (a symlink loop)."""
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return None
+    name = hashlib.sha1(str(resolved).encode()).hexdigest()[:20]
+    return cache_dir() / "validated" / f"{name}.json"
+
+
+def forget(path: str | os.PathLike) -> None:
+    """Remove the validation stamp of ``path`` (if any): the next open validates it."""
+    stamp = stamp_path(path)
+    if stamp is not None:
+        try:
+            stamp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def validate_once(path: str | os.PathLike, require_recognizer: bool = True,
                   force: bool = False) -> CacheSummary:  # fmt: skip
     """:func:`validate`, remembered per file version: a real cache is ~100 GB, and every open
-    (each harness run, each ``torchrun`` rank) would read all of it again. A stamp in the
-    per-user cache records the file's inode, size and mtime when it passed; an unchanged file
-    is not read again, a rewritten or touched one is. ``force``: validate anyway (and stamp;
-    ``adaframe validate``). Without a writable cache folder it validates every time."""
+    (each harness run, each ``torchrun`` rank) would read all of it again.
+
+    A stamp in the per-user cache (``validated/``, one JSON file per resolved path) records
+    the :func:`file_version` (inode, size, mtime, **ctime**) and the validator's :data:`RULES`
+    when the file passed. When both match, the full pass is skipped, but
+    :func:`~adaframe_env.data.schema.check_structure` still runs (milliseconds): attributes,
+    dtypes, shapes, declared sizes against the stored data, and the per-video tables. What the
+    stamp stands in for is only the scan of the frame arrays for NaN, inf and out-of-range
+    relevance.
+
+    Why ctime and no content digest: an in-place edit with mtime restored always moves ctime,
+    so on POSIX file systems (ext4, XFS, Btrfs, tmpfs, APFS, NFS) ctime alone notices it. A digest that notices one
+    changed value must read the whole file, which is what the stamp exists to avoid; one of
+    sampled chunks notices only edits that hit the samples, so it would promise what it does
+    not keep. Where ctime is no change time (Windows, where it is the creation time; a FUSE
+    or network file system that fakes it), an edit of the frame arrays with mtime restored is
+    not noticed until ``adaframe validate FILE``; edits of the tables still are, by the
+    structure check. ``chmod`` and the like also move ctime: one extra validation, no harm.
+
+    A stamp is written only when the file is the same version after the pass as before it
+    (nothing wrote to it meanwhile), and not when its ctime is a whole second (a file system
+    with one-second times) that the pass began in: a later edit in that second would leave
+    every time as it was. Any failed validation removes the stamp. ``force``: validate
+    anyway (``adaframe validate``). Without a writable cache folder it validates every time.
+    """
     path = Path(path)
     if not path.is_file():
+        forget(path)
         return validate(path, require_recognizer)  # its error says what is there instead
-    st = path.stat()
-    version = {"inode": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-               "require_recognizer": require_recognizer}  # fmt: skip
-    name = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:20]
-    stamp = cache_dir() / "validated" / f"{name}.json"
+    stamp = stamp_path(path)
     try:
-        saved = json.loads(stamp.read_text())
-        if saved["version"] == version and not force:
-            return CacheSummary(**saved["summary"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # no stamp, another version of the file, or an unreadable stamp: validate
-    summary = validate(path, require_recognizer)
+        before = file_version(path)
+    except OSError:
+        before = None
+    try:
+        if not force and before is not None and _trusted(stamp, before, require_recognizer):
+            return check_structure(path, require_recognizer)
+        started = _clock()
+        summary = validate(path, require_recognizer)
+    except CacheError:
+        forget(path)
+        raise
+    try:
+        after = file_version(path)
+    except OSError:
+        after = None
+    coarse = before is not None and before["ctime_ns"] % 1_000_000_000 == 0
+    racy = coarse and before["ctime_ns"] + 1_000_000_000 > started
+    if stamp is None or after is None or after != before or racy:
+        forget(path)
+        return summary
     try:
         stamp.parent.mkdir(parents=True, exist_ok=True)
-        write_json(stamp, {"path": str(path.resolve()), "version": version,
+        write_json(stamp, {"path": str(path.resolve()), "version": before, "rules": RULES,
                            "summary": dataclasses.asdict(summary)})  # fmt: skip
     except OSError:
         pass  # a read-only home: nothing remembered, nothing lost
     return summary
+
+
+_clock = time.time_ns  # when a validation pass begins (a test sets it)
+
+
+def _trusted(stamp: Path | None, version: dict, require_recognizer: bool) -> bool:
+    """The stamp vouches for this version of the file under these rules."""
+    if stamp is None:
+        return False
+    try:
+        saved = json.loads(stamp.read_text())
+        # a pass with require_recognizer=False on a fitted cache ran every recognizer rule too
+        return (saved["version"] == version and saved["rules"] == RULES
+                and (saved["summary"]["has_recognizer"] or not require_recognizer))  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # no stamp, an unreadable one, or one of an older format: validate
 
 
 class FeatureStore:

@@ -20,7 +20,7 @@ from gymnasium import spaces
 from adaframe_env._fast import log_normalizer, memory_positions
 from adaframe_env.build.proxy import resolve_data
 from adaframe_env.data.schema import SPLITS, CacheError
-from adaframe_env.data.store import MEMORY_SIZE, FeatureStore
+from adaframe_env.data.store import MEMORY_SIZE, FeatureStore, file_version
 from adaframe_env.rewards import check_reward_name
 
 #: Observation keys an env can return, in the order the docstring lists them.
@@ -37,18 +37,19 @@ _STORES: weakref.WeakValueDictionary[tuple, FeatureStore] = weakref.WeakValueDic
 def open_store(path: str | os.PathLike, lazy: bool = False) -> FeatureStore:
     """A :class:`FeatureStore` for ``path``, shared by every env of this process.
 
-    Keyed by resolved path, modification time and size, so 256 sub-environments read (and
-    validate) the file once, and a rewritten file is opened afresh. A missing or invalid file
-    raises the validator's :class:`~adaframe_env.data.schema.CacheError`.
+    Keyed by resolved path and file version (inode, size, mtime, ctime:
+    :func:`~adaframe_env.data.store.file_version`), so 256 sub-environments read (and
+    validate) the file once, and a rewritten or edited file is opened afresh, even with its
+    mtime put back. A missing or invalid file raises the validator's
+    :class:`~adaframe_env.data.schema.CacheError`.
     """
     path = Path(path)
     try:
-        st = path.stat()
-        key = (str(path.resolve()), st.st_mtime_ns, st.st_size, bool(lazy))
+        key = (str(path.resolve()), tuple(file_version(path).values()), bool(lazy))
     except OSError:
         return FeatureStore(path, lazy=lazy)  # raises CacheError naming the file
     store = _STORES.get(key)
-    if store is None:  # first use, or the file was rewritten (new mtime/size: a new key)
+    if store is None:  # first use, or the file changed (a new version: a new key)
         store = FeatureStore(path, lazy=lazy)
         _STORES[key] = store
     return store

@@ -273,3 +273,58 @@ def test_a_finished_folder_that_does_not_load_is_replaced_when_publishing(tmp_pa
     again = TinyTorch()
     assert run(again, tmp_path)[0] and torch.equal(again.model.weight, agent.model.weight)
     assert leftovers(tmp_path) == []
+
+
+AGENT_FILE = """
+import numpy as np
+import torch
+from torch import nn
+
+from adaframe_env.metrics import softmax
+from adaframe_env.protocol import TorchAgent, VideoResult
+
+
+class Tiny(TorchAgent):
+    description = "first frame, a checkpointed Linear"
+
+    def setup(self, store, config):
+        self.bind(store)
+        self.model = nn.Linear(3, 2)
+
+    def fit(self, store, train_videos, config):
+        print("FIT")
+
+    def evaluate(self, store, videos, config, mu=None):
+        frames = np.zeros(1, np.int64)
+        return [VideoResult(scores=softmax(store.logits(v, frames)).mean(axis=0), frames=frames)
+                for v in videos]
+
+
+def make(config):
+    return Tiny()
+"""
+
+
+@pytest.mark.slow
+def test_the_command_line_prints_one_warning_line_and_retrains(tiny_cache, tmp_path):
+    agent = tmp_path / "tiny_agent.py"
+    agent.write_text(AGENT_FILE)
+    cmd = [sys.executable, "-m", "adaframe_env.cli", "run", "--agent", f"{agent}:make",
+           "--dataset", str(tiny_cache), "--checkpoints", str(tmp_path / "ck"), "--out",
+           str(tmp_path / "out"), "--no-plot", "--no-progress"]  # fmt: skip
+
+    def run_cli():
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        return res
+
+    first = run_cli()
+    assert "FIT" in first.stdout
+    (ckpt,) = (tmp_path / "ck").iterdir()
+    _truncate(ckpt / "model.pt")
+    second = run_cli()
+    assert "FIT" in second.stdout and "cache hit" not in second.stdout
+    lines = [line for line in second.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, second.stderr
+    assert lines[0].startswith(f"CheckpointWarning: checkpoint {ckpt} not used: model.pt: ")
+    assert lines[0].endswith("; retraining (the new checkpoint replaces it)")

@@ -8,11 +8,24 @@ evaluates the deterministic policy on the test split with the env's recognizer a
 
 ``--epochs N`` sets the training length: N passes over the train split in episodes
 (``N x train videos x (K - 1)`` env steps). ``--model PATH.zip`` evaluates a model trained
-outside the harness (same algorithm, same observation keys).
+outside the harness (same algorithm and policy: :class:`MemoryExtractor` with the agent's
+policy kwargs).
+
+A model on disk is data, never code (docs/reliability.md, "Checkpoints and models"): SB3's
+own ``load`` unpickles every ``:serialized:`` entry of the zip's ``data``, which can run
+anything, so it is never called. :func:`read_policy_zip` reads only ``policy.pth`` (a plain
+state dict, ``torch.load(weights_only=True)``) and, as JSON text, the observation keys and
+action bounds recorded in ``data``; the agent builds the policy itself and loads the weights
+into it. Checkpoints are SB3's own zip (``model.save``), so SB3 users can still load them.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import pickle
+import re
+import zipfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -26,6 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from adaframe_env.protocol import RunConfig
+from adaframe_env.protocol.agent import CheckpointError, one_line, state_dict_misfit
 from adaframe_env.protocol.envagent import EnvPolicyAgent
 from adaframe_env.sb3 import SB3VecEnv
 from adaframe_env.vector_env import AdaFrameVectorEnv
@@ -143,15 +157,46 @@ class SB3Agent(EnvPolicyAgent):
 
     def setup(self, store, config: RunConfig) -> None:
         super().setup(store, config)
-        self._device = config.device
+        self._device, self._store, self._config = config.device, store, config
         if self.model_path:
-            cls, _ = algorithm(self.algo)
-            self.model = cls.load(self.model_path, device=config.device)
-            seen = self.model.observation_space.spaces
-            self.memory = "memory" in seen  # observe what the model was trained on
-            self.observation_keys = tuple(k for k in seen if not k.startswith("memory"))
+            path = Path(self.model_path)
+            state, (keys, bounds) = read_policy_zip(path, self._model_fix())
+            if keys is not None:  # observe what the model was trained on
+                self.memory = "memory" in keys
+                self.observation_keys = tuple(k for k in keys if not k.startswith("memory"))
+            self.model = self._policy(state, path, bounds, self._model_fix())
+
+    def _model_fix(self) -> str:
+        return (
+            f"give an SB3 {self.algo.upper()} model of the harness's policy (adaframe run "
+            f"--agent sb3-{self.algo} writes one: model.zip in its checkpoint folder)"
+        )
+
+    def _policy(self, state: dict, path: Path, bounds, fix: str):
+        """The agent's SB3 policy for this cache, with the weights ``state`` (from ``path``)."""
+        cls, name = algorithm(self.algo)
+        env = self.make_env(self._store, "train", 1, self._config)
+        obs_space, shape = env.single_observation_space, env.single_action_space.shape
+        env.close()
+        low, high = bounds or (-1.0, 1.0)  # -1, 1: trained through RescaleAction, as in fit()
+        action_space = spaces.Box(np.float32(low), np.float32(high), shape, np.float32)
+        policy = cls.policy_aliases[name](
+            obs_space, action_space, lambda _: 0.0, use_sde=False,
+            **self._kwargs(1)["policy_kwargs"],
+        )  # fmt: skip
+        misfit = state_dict_misfit(policy.state_dict(), state)
+        if misfit:
+            raise CheckpointError(
+                path, f"its weights do not fit the harness's sb3-{self.algo} policy ({misfit})",
+                fix,
+            )  # fmt: skip
+        policy.load_state_dict(state)
+        policy.set_training_mode(False)
+        return policy.to(self._device)
 
     def fit(self, store, train_videos, config: RunConfig) -> None:
+        if self.model_path:
+            return  # a model given by file is evaluated as it is
         k = self.budget(config)
         epochs = config.epochs if config.epochs is not None else self.default_epochs
         total = max(1, epochs * len(train_videos) * max(k - 1, 1))
@@ -169,14 +214,23 @@ class SB3Agent(EnvPolicyAgent):
         env.close()
 
     def save(self, directory: Path) -> None:
-        self.model.save(Path(directory) / "model.zip")
+        path = Path(directory) / "model.zip"
+        if hasattr(self.model, "policy"):  # trained here: SB3's own zip
+            self.model.save(path)
+        else:  # a policy loaded from a file: the parts read_policy_zip reads
+            write_policy_zip(self.model, path)
 
     def load(self, directory: Path) -> None:
-        cls, _ = algorithm(self.algo)
-        self.model = cls.load(Path(directory) / "model.zip", device=self._device)
+        path = Path(directory) / "model.zip"
+        fix = f"delete {Path(directory)} to retrain"
+        state, _ = read_policy_zip(path, fix)  # a checkpoint of fit(): the harness's spaces
+        self.model = self._policy(state, path, None, fix)
 
     def num_parameters(self) -> int:
-        return int(sum(p.numel() for p in self.model.policy.parameters())) if self.model else 0
+        if self.model is None:
+            return 0
+        policy = getattr(self.model, "policy", self.model)
+        return int(sum(p.numel() for p in policy.parameters()))
 
     # ------------------------------------------------------------ acting
     def begin(self, num_envs: int, config: RunConfig) -> None:
@@ -192,3 +246,70 @@ class SB3Agent(EnvPolicyAgent):
         if np.all(self.model.action_space.low == -1):  # trained through RescaleAction
             action = (action + 1) / 2
         return np.clip(action, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------- model files
+def read_policy_zip(path: Path, fix: str):
+    """(policy state dict, (observation keys or None, (low, high) action bounds or None)) of an
+    SB3 model zip, unpickling nothing: ``policy.pth`` with ``torch.load(weights_only=True)``,
+    the spaces from ``data`` read as JSON text. A file that is not such a zip raises
+    :class:`CheckpointError` (``path: reason; fix``)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            if "policy.pth" not in names:
+                raise CheckpointError(path, "no policy.pth in it (not an SB3 model zip)", fix)
+            raw = z.read("policy.pth")
+            data = z.read("data") if "data" in names else b""
+    except FileNotFoundError:
+        raise CheckpointError(path, "no such file", fix) from None
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - BadZipFile, CRC or zlib errors of a damaged zip
+        raise CheckpointError(path, f"not a readable zip ({one_line(e)})", fix) from None
+    try:
+        state = torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            path, "its policy.pth holds more than weights (pickled objects are never loaded)", fix
+        ) from None
+    except Exception as e:  # noqa: BLE001 - torch.load fails in many ways on a bad file
+        raise CheckpointError(path, f"its policy.pth is unreadable ({one_line(e)})", fix) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(path, "its policy.pth is not a state dict of tensors", fix)
+    return state, _spaces(data)
+
+
+def _spaces(data: bytes):
+    """The observation keys and action bounds SB3 records as text in a zip's ``data`` (None
+    for what is not there; nothing in it is unpickled)."""
+    try:
+        d = json.loads(data)
+    except ValueError:
+        return None, None
+    obs, act = d.get("observation_space"), d.get("action_space")
+    keys = bounds = None
+    if isinstance(obs, dict) and isinstance(obs.get("spaces"), str):
+        keys = tuple(re.findall(r"'(\w+)': ", obs["spaces"])) or None
+    low, high = (act.get(k) if isinstance(act, dict) else None for k in ("low", "high"))
+    if isinstance(low, str) and isinstance(high, str):
+        number = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+        low, high = re.findall(number, low), re.findall(number, high)
+        if len(low) == len(high) == 1 and float(low[0]) < float(high[0]):
+            bounds = (float(low[0]), float(high[0]))
+    return keys, bounds
+
+
+def write_policy_zip(policy, path: Path) -> None:
+    """A policy as the zip :func:`read_policy_zip` reads: ``policy.pth`` and the spaces."""
+    buf = io.BytesIO()
+    torch.save(policy.state_dict(), buf)
+    space = policy.action_space
+    data = {
+        "observation_space": {"spaces": repr(dict(policy.observation_space.spaces))},
+        "action_space": {"low": str(space.low), "high": str(space.high)},
+    }
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("policy.pth", buf.getvalue())
+        z.writestr("data", json.dumps(data))

@@ -13,6 +13,7 @@ on disk.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -22,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import h5py
@@ -30,12 +32,13 @@ from tqdm.auto import tqdm
 
 from adaframe_env import distributed
 from adaframe_env.build.proxy import resolve_data
-from adaframe_env.data.atomic import write_json
+from adaframe_env.data.atomic import _OWNER, _alive, fsync_path, write_json
 from adaframe_env.data.paths import cache_dir
 from adaframe_env.env import open_store
 from adaframe_env.harness.registry import make_agent, name_fixes_budget
 from adaframe_env.metrics import mean_average_precision, top1_accuracy
 from adaframe_env.protocol import RunConfig, VideoResult
+from adaframe_env.protocol.agent import CheckpointError, one_line
 
 #: keys every result JSON has (docs/design.md 6; tests check them)
 RESULT_KEYS = (
@@ -113,6 +116,8 @@ def run_name(
 
 
 def checkpoint_dir(root: Path, agent_name: str, hparams: dict, config: RunConfig, fp: str):
+    """(folder, key) of a checkpoint: the folder's name is the agent's and a digest of the key
+    (agent, hparams, the config's key, cache fingerprint); its DONE.json records the key."""
     key = json.dumps(
         {"agent": agent_name, "hparams": hparams, "config": config.key(), "data": fp},
         sort_keys=True, default=str,
@@ -122,14 +127,25 @@ def checkpoint_dir(root: Path, agent_name: str, hparams: dict, config: RunConfig
     return Path(root) / f"{safe}-{digest}", key
 
 
+class CheckpointWarning(UserWarning):
+    """A cached checkpoint was not used (damaged or stale): the run retrains and replaces it."""
+
+
 # --------------------------------------------------------------------------- the run
 def fit_or_load(agent, store, config: RunConfig, fp: str, checkpoints: Path | None):
     """Train ``agent`` or load its cached checkpoint. Returns (cached, fit_seconds, dir).
 
-    Under ``torchrun`` rank 0 decides whether the checkpoint exists, every rank trains (or
-    loads), rank 0 alone writes the checkpoint, and every rank returns once it is on disk. The
-    world size is not part of the key (a run on W processes is the same experiment up to the
-    seed's draws: the recurrent agents' ``fit``); DONE.json records it.
+    The checkpoint folder is a cache (docs/reliability.md, "Checkpoints and models"): a folder
+    whose DONE.json is missing, damaged or records another key, or whose ``agent.load`` fails,
+    is retrained with one :class:`CheckpointWarning` and replaced. Publishing is safe against
+    other processes training the same checkpoint: the first complete folder wins and the others
+    load it (:func:`publish_checkpoint`).
+
+    Under ``torchrun`` rank 0 decides whether the checkpoint exists (and alone loads it: the
+    other ranks return without evaluating), every rank trains, rank 0 alone writes the
+    checkpoint, and every rank returns once it is on disk. The world size is not part of the
+    key (a run on W processes is the same experiment up to the seed's draws: the recurrent
+    agents' ``fit``); DONE.json records it.
     """
     train = store.videos("train")
     if not getattr(agent, "trainable", False):
@@ -139,23 +155,182 @@ def fit_or_load(agent, store, config: RunConfig, fp: str, checkpoints: Path | No
     root = Path(checkpoints) if checkpoints else cache_dir() / "checkpoints"
     hp = agent.hparams() if hasattr(agent, "hparams") else {}
     ckpt, key = checkpoint_dir(root, agent.name, hp, config, fp)
-    if distributed.broadcast_object((ckpt / "DONE.json").exists()):
-        agent.load(ckpt)
+    unusable = None  # the identity of a folder found damaged or stale (to be replaced)
+    hit = False
+    if distributed.is_main():
+        sweep_dead_partials(ckpt)
+        hit, unusable = _try_checkpoint(agent, ckpt, key)
+    if distributed.broadcast_object(hit):
         return True, 0.0, ckpt
     t0 = time.perf_counter()
     agent.fit(store, train, config)
     seconds = time.perf_counter() - t0
     if distributed.is_main():
-        tmp = ckpt.with_name(f".{ckpt.name}.{os.getpid()}.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        agent.save(tmp)
         done = {"key": json.loads(key), "fit_seconds": seconds, "world_size": distributed.world()}
-        (tmp / "DONE.json").write_text(json.dumps(done))
-        shutil.rmtree(ckpt, ignore_errors=True)
-        os.replace(tmp, ckpt)  # a checkpoint folder is complete or absent
+        publish_checkpoint(agent, ckpt, key, done, unusable)
     distributed.barrier()
     return False, seconds, ckpt
+
+
+def _try_checkpoint(agent, ckpt: Path, key: str):
+    """Load ``ckpt`` into ``agent`` if it is a finished checkpoint of ``key``. Returns (hit,
+    identity of the folder when it exists but is unusable, after one warning)."""
+    try:
+        ident = _identity(ckpt)
+    except FileNotFoundError:
+        return False, None
+    reason = stale_reason(ckpt, key)
+    if reason is not None and not ckpt.exists():
+        return False, None  # another process moved it away meanwhile: a miss, not a warning
+    if reason is None:
+        try:
+            agent.load(ckpt)
+            return True, None
+        except Exception as e:  # noqa: BLE001 - a cache entry that does not load is a miss
+            reason = _load_failure(e, ckpt)
+    warnings.warn(
+        f"checkpoint {ckpt} not used: {reason}; retraining (the new checkpoint replaces it)",
+        CheckpointWarning,
+        stacklevel=3,
+    )
+    return False, ident
+
+
+def stale_reason(ckpt: Path, key: str) -> str | None:
+    """None when ``ckpt/DONE.json`` records ``key``, else why the folder is not a finished
+    checkpoint of this run."""
+    try:
+        recorded = json.loads((ckpt / "DONE.json").read_text())["key"]
+    except FileNotFoundError:
+        return "it has no DONE.json (not a finished checkpoint)"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"its DONE.json is damaged ({one_line(e)})"
+    mine = json.loads(key)
+    if recorded != mine:
+        if not isinstance(recorded, dict):
+            return "its DONE.json records no key"
+        fields = sorted(k for k in set(recorded) | set(mine) if recorded.get(k) != mine.get(k))
+        return f"its DONE.json records another run (its {', '.join(fields)} differ)"
+    return None
+
+
+def _load_failure(e: Exception, ckpt: Path) -> str:
+    if isinstance(e, CheckpointError):
+        where = e.path.relative_to(ckpt) if e.path.is_relative_to(ckpt) else e.path
+        return f"{where}: {e.reason}"
+    return f"load failed ({type(e).__name__}: {one_line(e)})"
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def sweep_dead_partials(ckpt: Path) -> None:
+    """Remove ``.NAME.PID[.tag].partial`` folders (and files) beside ``ckpt`` whose writer is
+    dead: the rule of :mod:`adaframe_env.data.atomic` for result files."""
+    if not ckpt.parent.is_dir():
+        return
+    for p in ckpt.parent.glob(f".{ckpt.name}.*.partial"):
+        owner = _OWNER.fullmatch(p.name[len(ckpt.name) + 2 : -len(".partial")])
+        if owner and not _alive(int(owner.group(1))):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            fsync_path(Path(dirpath) / name)
+        fsync_path(Path(dirpath))
+
+
+def publish_checkpoint(agent, ckpt: Path, key: str, done: dict, unusable=None) -> bool:
+    """Save ``agent`` to ``ckpt`` atomically: a folder is complete or absent, never half there.
+
+    The checkpoint is written to ``.NAME.PID.partial`` beside ``ckpt``, then, holding the
+    checkpoint root's lock (an ``flock`` of the folder), renamed into place. If a folder is there
+    already: a finished checkpoint of ``key`` that is not the one found unusable (``unusable``:
+    its identity) is another process's, which won the race: this process's partial is
+    discarded and the agent loads the winner's (returns False). Otherwise the folder in the way
+    is moved aside to ``.NAME.PID.old.partial``, the new one renamed in, and the old one
+    deleted (returns True).
+    """
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt.with_name(f".{ckpt.name}.{os.getpid()}.partial")
+    aside = ckpt.with_name(f".{ckpt.name}.{os.getpid()}.old.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        agent.save(tmp)
+        (tmp / "DONE.json").write_text(json.dumps(done))
+        _fsync_tree(tmp)
+        reload = False  # the agent loaded a folder that failed half-way: reload its own
+        while True:
+            with _root_lock(ckpt.parent):
+                ident, finished = _finished(ckpt, key, unusable)
+                if not finished:
+                    if ident is not None:
+                        shutil.rmtree(aside, ignore_errors=True)
+                        os.rename(ckpt, aside)
+                    os.rename(tmp, ckpt)
+                    fsync_path(ckpt.parent)
+            if not finished:
+                if reload:
+                    agent.load(ckpt)
+                return True
+            try:
+                agent.load(ckpt)  # the winner's: evaluate what is on disk
+            except Exception as e:  # noqa: BLE001 - then it is damaged: replace it
+                warnings.warn(
+                    f"checkpoint {ckpt} not used: {_load_failure(e, ckpt)}; replacing it",
+                    CheckpointWarning,
+                    stacklevel=3,
+                )
+                unusable, reload = ident, True
+                continue
+            shutil.rmtree(tmp, ignore_errors=True)
+            return False
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _root_lock(root: Path):
+    """An exclusive ``flock`` on the folder ``root`` itself, or, where a folder cannot be
+    locked (NFS emulates flock with byte-range locks, which need a file), on ``root/.lock``.
+    No lock where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            os.close(fd)
+            fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _finished(folder: Path, key: str, unusable) -> tuple[tuple[int, int] | None, bool]:
+    """(identity of ``folder`` or None when absent, whether it is a finished checkpoint of
+    ``key`` other than the one known to be unusable)."""
+    try:
+        ident = _identity(folder)
+    except FileNotFoundError:
+        return None, False
+    return ident, ident != unusable and stale_reason(folder, key) is None
 
 
 def evaluate(agent, store, videos, config: RunConfig, mu=None) -> tuple[list[VideoResult], float]:

@@ -166,7 +166,10 @@ class TorchAgent(BaseAgent):
     A checkpoint is data, not code: tensors, numbers and strings, loaded with
     ``torch.load(weights_only=True)``. It records the cache it was trained on
     (:func:`data_signature`, set by :meth:`bind` in ``setup``); loading it into a cache of other
-    dimensions or classes fails with one line naming both.
+    dimensions or classes fails with one line naming both. A ``model.pt`` that is not a
+    readable checkpoint of this network (truncated, empty, no ``model`` weights, other keys or
+    shapes) raises :class:`CheckpointError` before anything is loaded, so the agent is left as
+    it was (the harness then retrains it).
     """
 
     trainable = True
@@ -190,36 +193,91 @@ class TorchAgent(BaseAgent):
         )  # fmt: skip
 
     def load(self, directory: Path) -> None:
+        """Load ``model.pt``; a file that is not a readable checkpoint of this network raises
+        :class:`CheckpointError` and leaves the agent as it was."""
         import torch
 
         path = Path(directory) / "model.pt"
+        fix = f"delete {Path(directory)} to retrain"
         try:
             state = torch.load(path, weights_only=True, map_location="cpu")
         except pickle.UnpicklingError:
-            raise ValueError(
-                f"{path}: not a weights-only checkpoint (an older adaframe-gym wrote pickled "
-                f"arrays, or another program wrote it); delete {Path(directory)} to retrain"
-            ) from None
-        saved = state.get("data") or {}
+            raise CheckpointError(
+                path, "not a weights-only checkpoint (an older adaframe-gym wrote pickled "
+                "arrays, or another program wrote it)", fix,
+            ) from None  # fmt: skip
+        except FileNotFoundError:
+            raise CheckpointError(path, "missing", fix) from None
+        except Exception as e:  # noqa: BLE001 - torch.load fails in many ways on a bad file
+            raise CheckpointError(path, f"unreadable ({one_line(e)})", fix) from None
+        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+            raise CheckpointError(path, "no 'model' weights in it", fix)
+        saved, buffers = state.get("data") or {}, state.get("buffers", {})
+        if not isinstance(saved, dict) or not isinstance(state.get("hparams") or {}, dict):
+            raise CheckpointError(path, "its 'data' or 'hparams' record is not a dict", fix)
         if self.data and saved and saved != self.data:
-            raise ValueError(
-                f"{path}: trained on {describe_data(saved)}, but this cache is "
-                f"{describe_data(self.data)}; train a new model for it"
-            )
+            raise CheckpointError(
+                path, f"trained on {describe_data(saved)}, but this cache is "
+                f"{describe_data(self.data)}", "train a new model for it",
+            )  # fmt: skip
         saved, mine = state.get("hparams"), self.hparams()
         if saved and saved != mine:
             changed = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
-            raise ValueError(
-                f"{path}: trained with other hyperparameters ({', '.join(changed)}: "
-                f"{[saved.get(k) for k in changed]} there, {[mine.get(k) for k in changed]} here)"
-            )
-        self.model.load_state_dict(state["model"])  # built by setup()
-        self.buffers = {k: v.numpy() for k, v in state["buffers"].items()}
+            raise CheckpointError(
+                path, f"trained with other hyperparameters ({', '.join(changed)}: "
+                f"{[saved.get(k) for k in changed]} there, {[mine.get(k) for k in changed]} "
+                "here)", "train a new model for them",
+            )  # fmt: skip
+        misfit = state_dict_misfit(self.model.state_dict(), state["model"])  # built by setup()
+        if misfit:
+            raise CheckpointError(path, f"its weights do not fit this network ({misfit})", fix)
+        if not isinstance(buffers, dict) or not all(
+            isinstance(v, torch.Tensor) for v in buffers.values()
+        ):
+            raise CheckpointError(path, "its 'buffers' are not a dict of tensors", fix)
+        self.model.load_state_dict(state["model"])
+        self.buffers = {k: v.numpy() for k, v in buffers.items()}
 
     def num_parameters(self) -> int:
         if self.model is None:
             return 0
         return int(sum(p.numel() for p in self.model.parameters()))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or model file that cannot be used: ``path: reason; fix`` on one line.
+
+    The harness treats one in its checkpoint cache as a cache miss (it warns with ``reason``
+    and retrains); a user's ``--model FILE`` fails with the whole line."""
+
+    def __init__(self, path, reason: str, fix: str):
+        self.path, self.reason, self.fix = Path(path), reason, fix
+        super().__init__(f"{path}: {reason}; {fix}")
+
+
+def one_line(e: BaseException, limit: int = 160) -> str:
+    """An exception's message on one line, at most ``limit`` characters (library errors such
+    as torch's span several lines)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def state_dict_misfit(mine: dict, theirs: dict) -> str | None:
+    """Why the state dict ``theirs`` does not load into a module whose state dict is ``mine``
+    (missing or unexpected keys, other shapes), or None when it fits."""
+    missing = [k for k in mine if k not in theirs]
+    unexpected = [k for k in theirs if k not in mine]
+    shapes = []
+    for k in mine:
+        if k in theirs and getattr(theirs[k], "shape", None) != mine[k].shape:
+            there = tuple(theirs[k].shape) if hasattr(theirs[k], "shape") else "not a tensor"
+            shapes.append(f"{k}: {there} there, {tuple(mine[k].shape)} here")
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+        if items:
+            more = f" and {len(items) - 2} more" if len(items) > 2 else ""
+            parts.append(f"{label} {', '.join(items[:2])}{more}")
+    return "; ".join(parts) or None
 
 
 def data_signature(store) -> dict:

@@ -164,6 +164,13 @@ def make_config(args: EnvArgs) -> EnvConfig:
     else:
         path = resolve_data(data, dataset)
         store = open_store(path, lazy=lazy)
+    longest = int(store.length.max())
+    if budget > longest:  # more looks than any video has frames: a mistake (10**9 of a typo)
+        raise ValueError(
+            f"budget {budget} is beyond the longest video of {path} ({longest} frames, "
+            f"{store.video_id[int(store.length.argmax())]}); the budget counts looks, revisits "
+            f"included: use at most {longest}, the longest video's frame count"
+        )
     split_videos = store.videos(split)
     if len(split_videos) == 0:
         counts = ", ".join(f"{s}: {len(store.videos(s))}" for s in SPLITS)

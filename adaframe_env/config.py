@@ -239,10 +239,18 @@ def check_options(options: dict | None, allowed: tuple[str, ...]) -> dict:
     return options
 
 
-def action_error(action, action_space: spaces.Box, problem: str) -> ValueError:
-    n = action_space.shape[0]
+def action_error(
+    action, action_space: spaces.Box, problem: str, num_envs: int | None = None
+) -> ValueError:
+    """The error of a bad action. ``action_space`` is the single env's space (its last size
+    says whether it is ``[location]`` or ``[location, stop]``); ``num_envs``: the vector env's
+    batch, one such row per sub-env."""
+    n = action_space.shape[-1]
     form = "[location]" if n == 1 else "[location, stop]"
+    if num_envs is None:
+        expected = f"a float32 array of shape {action_space.shape} {form}"
+    else:
+        expected = f"a float32 array of shape ({num_envs}, {n}), one row {form} per sub-env,"
     return ValueError(
-        f"invalid action {action!r}: {problem}; expected a float32 array of shape "
-        f"{action_space.shape} {form} with values in [0, 1]"
+        f"invalid action {action!r}: {problem}; expected {expected} with values in [0, 1]"
     )

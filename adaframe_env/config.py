@@ -251,6 +251,7 @@ def action_error(
         expected = f"a float32 array of shape {action_space.shape} {form}"
     else:
         expected = f"a float32 array of shape ({num_envs}, {n}), one row {form} per sub-env,"
+    given = " ".join(repr(action).split())  # a batch's repr spans lines: one line
     return ValueError(
-        f"invalid action {action!r}: {problem}; expected {expected} with values in [0, 1]"
+        f"invalid action {given}: {problem}; expected {expected} with values in [0, 1]"
     )

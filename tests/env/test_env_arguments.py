@@ -67,6 +67,7 @@ def test_vector_action_errors_describe_the_single_action_and_the_batch(
     with pytest.raises(ValueError) as e:
         venv.step(wrong)
     message = str(e.value)
+    assert "\n" not in message
     assert f"shape ({num_envs}, {3 - d})" in message  # what was given
     assert f"shape ({num_envs}, {d})" in message and form in message, message
     if not stop_action:

@@ -165,6 +165,13 @@ def make_config(args: EnvArgs) -> EnvConfig:
     else:
         path = resolve_data(data, dataset)
         store = open_store(path, lazy=lazy)
+    longest = int(store.length.max())
+    if budget > longest:  # more looks than any video has frames: a mistake (10**9 of a typo)
+        raise ValueError(
+            f"budget {budget} is beyond the longest video of {path} ({longest} frames, "
+            f"{store.video_id[int(store.length.argmax())]}); the budget counts looks, revisits "
+            f"included: use at most {longest}, the longest video's frame count"
+        )
     split_videos = store.videos(split)
     if len(split_videos) == 0:
         counts = ", ".join(f"{s}: {len(store.videos(s))}" for s in SPLITS)
@@ -233,10 +240,19 @@ def check_options(options: dict | None, allowed: tuple[str, ...]) -> dict:
     return options
 
 
-def action_error(action, action_space: spaces.Box, problem: str) -> ValueError:
-    n = action_space.shape[0]
+def action_error(
+    action, action_space: spaces.Box, problem: str, num_envs: int | None = None
+) -> ValueError:
+    """The error of a bad action. ``action_space`` is the single env's space (its last size
+    says whether it is ``[location]`` or ``[location, stop]``); ``num_envs``: the vector env's
+    batch, one such row per sub-env."""
+    n = action_space.shape[-1]
     form = "[location]" if n == 1 else "[location, stop]"
+    if num_envs is None:
+        expected = f"a float32 array of shape {action_space.shape} {form}"
+    else:
+        expected = f"a float32 array of shape ({num_envs}, {n}), one row {form} per sub-env,"
+    given = " ".join(repr(action).split())  # a batch's repr spans lines: one line
     return ValueError(
-        f"invalid action {action!r}: {problem}; expected a float32 array of shape "
-        f"{action_space.shape} {form} with values in [0, 1]"
+        f"invalid action {given}: {problem}; expected {expected} with values in [0, 1]"
     )

@@ -139,7 +139,7 @@ class AdaFrameEnv(gym.Env[dict, np.ndarray]):
     |--------------------|-------------------|------------|-----------------------------------------------------------------------------|
     | `data`             | str, path or None | `None`     | cache path or preset (`"fcvid"`, `"activitynet"`, `"tiny"`); `None`: `$ADAFRAME_FCVID` / `$ADAFRAME_ACTIVITYNET` / `$ADAFRAME_DATA`, else the synthetic proxy (generated once into `$ADAFRAME_CACHE_DIR` or `~/.cache/adaframe-gym`, with one warning) |
     | `split`            | str               | `"train"`  | `"train"`, `"val"` or `"test"`                                              |
-    | `budget`           | int               | `10`       | K, frames per episode (paper: 3, 5, 10); at least 1                         |
+    | `budget`           | int               | `10`       | K, frames per episode (paper: 3, 5, 10), revisits included; 1 to the cache's longest video |
     | `reward`           | str               | `"margin"` | `"margin"`, `"prediction"` or `"prediction_transition"`                     |
     | `memory`           | bool              | `True`     | observe the global memory (and pay its GFLOPs)                              |
     | `memory_frames`    | int               | `16`       | M, light frames in the memory (paper Table 4: 12, 16, 32); its cost is M x the light backbone's GFLOPs per frame |
@@ -220,7 +220,10 @@ class AdaFrameEnv(gym.Env[dict, np.ndarray]):
         self._see_probs = "probs" in self._keys
         self._act_shape = self.action_space.shape
         self._one = np.zeros(1, np.float32)
-        self._counts = np.arange(self.budget + 1, dtype=np.float32)  # n as float32 scalars
+        # n as float32 scalars, n = distinct frames seen <= min(budget, longest video): sized by
+        # the data, never by a huge budget (make_config refuses those anyway)
+        distinct_max = min(self.budget, int(self.store.length.max()))
+        self._counts = np.arange(distinct_max + 1, dtype=np.float32)
         attach_arrays(self)
         self._gpf = cfg.gflops_per_frame
         self._mem_gflops = cfg.memory_gflops

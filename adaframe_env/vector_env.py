@@ -255,21 +255,26 @@ class AdaFrameVectorEnv(VectorEnv):
             try:
                 a = np.asarray(a, dtype=np.float64)
             except (TypeError, ValueError):
-                raise action_error(actions, self.action_space, "not numeric") from None
+                raise self._action_error(actions, "not numeric") from None
         elif a.dtype.kind not in "fiub":
-            raise action_error(actions, self.action_space, f"dtype {a.dtype}")
+            raise self._action_error(actions, f"dtype {a.dtype}")
         if a.shape != self.action_space.shape:
-            raise action_error(actions, self.action_space, f"shape {a.shape}")
+            raise self._action_error(actions, f"shape {a.shape}")
         ok = (a >= 0) & (a <= 1)  # False for NaN
         if not ok.all():
             i, j = np.argwhere(~ok)[0]
             what = "NaN or inf" if not np.isfinite(a[i, j]) else "a value outside [0, 1]"
-            raise action_error(
-                f"array with {a[i, j]!r} at [{i}, {j}]", self.action_space, f"{what} (sub-env {i})"
+            raise self._action_error(
+                f"array with {a[i, j]!r} at [{i}, {j}]", f"{what} (sub-env {i})"
             )
         loc = a[:, 0].astype(np.float64)
         stop = a[:, 1] > 0.5 if self.stop_action else None
         return loc, stop
+
+    def _action_error(self, actions, problem: str) -> ValueError:
+        """The error names the single action (``[location]`` / ``[location, stop]``) and the
+        batch's shape, ``(num_envs, 1 or 2)``."""
+        return action_error(actions, self.single_action_space, problem, self.num_envs)
 
     def _start(self, mask: np.ndarray, video: np.ndarray | None, loc: float) -> None:
         """Begin new episodes in the sub-envs of ``mask`` (state only; frames follow)."""

@@ -12,6 +12,7 @@ with its own ``main(argv, prog)``; ``benchmarks/*.py`` are thin wrappers of the 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from adaframe_env.cli import data
@@ -35,6 +36,22 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     return data.main(argv, exiting, {name: text for name, (_, text) in COMMANDS.items()})
 
 
+#: the exit status of a command whose reader closed stdout early (``adaframe ... | head -1``):
+#: 128 + SIGPIPE, what a Unix tool killed by the broken pipe reports, so ``set -o pipefail``
+#: scripts see the output was cut short (0 would claim a complete run); without pipefail the
+#: pipeline's status stays the reader's
+BROKEN_PIPE_STATUS = 128 + 13
+
+
 def console_main() -> None:
-    """The ``adaframe`` console entry point."""
-    sys.exit(main(exiting=True))
+    """The ``adaframe`` console entry point. A closed stdout ends it quietly: no traceback,
+    status :data:`BROKEN_PIPE_STATUS` (the recipe of the Python docs, "Note on SIGPIPE")."""
+    try:
+        status = main(exiting=True)
+        sys.stdout.flush()  # a write that fails at exit would print "Exception ignored ..."
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at devnull so that flush succeeds
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(BROKEN_PIPE_STATUS)
+    sys.exit(status)

@@ -51,26 +51,79 @@ def parse_seeds(text: str) -> list[int]:
         seeds = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--seeds takes integers like 0,1,2, got {text!r}"
+            f"takes non-negative integers like 0,1,2, got {text!r}"
         ) from None
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(
+            f"takes non-negative integers like 0,1,2 (random seeds), got {text!r}"
+        )
     if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"--seeds needs distinct integers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"needs distinct integers, got {text!r}")
     return seeds
+
+
+def parse_seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a non-negative integer (a random seed), got {text!r}"
+        )
+    return seed
+
+
+def parse_schedule(text: str) -> int:
+    """A schedule override (``--epochs``): an integer >= 1; leaving it out is the agent's
+    default."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer >= 1 (leave it out for the agent's default), got {text!r}"
+        )
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors in one line, ``adaframe run: argument --epochs: ...``, without the
+    usage block (``--help`` shows it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def check_device(device: str) -> str | None:
+    """Why ``--device`` cannot run here (one line), or None. Imports torch only for cuda."""
+    if device != "cuda":
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return (
+        "--device cuda: no CUDA device is available (torch.cuda.is_available() is False); "
+        "use --device cpu"
+    )
 
 
 def main(argv=None, prog: str = "adaframe run") -> int:
     warnings.showwarning = warning_alone
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = OneLineParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--agent", help="agent name (see --list) or package.module:factory")
     p.add_argument("--list", action="store_true", help="list the agents and exit")
     p.add_argument("--dataset", help="fcvid (default), activitynet, a preset or a PATH.h5")
     p.add_argument("--budget", type=int, default=10, help="K for agents without K in the name")
     p.add_argument("--mu", type=parse_mu, default=(0.7,), help="adaptive-inference thresholds")
-    p.add_argument("--epochs", type=int, default=None, help="training length (agent default)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=parse_schedule, default=None,
+                   help="training length (default: the agent's); given, it is part of the "
+                   "run's file name (-epochs3), so it never replaces a default run's result")  # fmt: skip
+    p.add_argument("--seed", type=parse_seed, default=0)
     p.add_argument("--seeds", type=parse_seeds, help="several seeds, e.g. 0,1,2: one run each, "
                    "then mean +- std over them (replaces --seed)")  # fmt: skip
     p.add_argument("--out", default="results", help="results folder (default: results)")
@@ -100,6 +153,10 @@ def main(argv=None, prog: str = "adaframe run") -> int:
         settings = parse_settings(args.set)
     except ValueError as e:
         p.error(str(e))
+    problem = check_device(args.device)
+    if problem:  # before anything runs, for every agent
+        print(f"{p.prog}: {problem}", file=sys.stderr)
+        return 2
     device = distributed.init(args.device)  # under torchrun: join the ranks (else a no-op)
     try:
         return _run(args, settings, device, p.prog)
@@ -139,4 +196,3 @@ def _run(args, settings, device: str, prog: str) -> int:
         files = plot_dataset(Path(rows[0]["json_path"]).parent)
         print(f"plots: {', '.join(str(f) for f in files)}")
     return 0
-

@@ -100,13 +100,25 @@ def resolve_dataset(dataset: str | None, progress: bool = True) -> Path:
 
 
 def run_name(
-    agent: str, budget, mu, seed: int, name_has_k: bool, settings=None, split: str = "test"
+    agent: str,
+    budget,
+    mu,
+    seed: int,
+    name_has_k: bool,
+    settings=None,
+    split: str = "test",
+    schedule: dict | None = None,
 ) -> str:
+    """The file name of a run's results: the agent, its ``--set`` settings, ``k<K>`` when the
+    name has no K, every schedule override given (``RunConfig.schedule()``: ``epochs3``; the
+    agent's default schedule adds nothing, so a default run keeps its name), ``mu<mu>``,
+    ``seed<S>``, ``val`` for a val run; so no run overwrites another of other arguments."""
     base = re.sub(r"[^\w.-]+", "_", agent.replace(".py", ""))
     parts = [base]
     parts += [re.sub(r"[^\w.]+", "_", f"{k}_{v}") for k, v in sorted((settings or {}).items())]
     if budget is not None and not name_has_k:
         parts.append(f"k{budget}")
+    parts += [f"{name}{value}" for name, value in sorted((schedule or {}).items())]
     if mu is not None:
         parts.append(f"mu{mu:g}")
     parts.append(f"seed{seed}")
@@ -415,6 +427,7 @@ def run_agent(
 
     Under ``torchrun``: see the module docstring (ranks other than 0 return ``[]``)."""
     config = config or RunConfig()
+    config.check_device()  # a CUDA device on a machine without one: before anything runs
     agent = make_agent(name, config)  # a wrong name or setting fails before any data is made
     if distributed.is_distributed() and not getattr(agent, "distributed", False):
         raise ValueError(
@@ -428,6 +441,14 @@ def run_agent(
     if name_has_k:
         # the name fixes K (None: all frames); a copy, so the caller's config is left alone
         config = dataclasses.replace(config, budget=getattr(agent, "k", config.budget))
+    longest = int(store.length.max())
+    if config.budget is not None and config.budget > longest:  # before anything is trained
+        given = f"the K of {name}" if name_has_k else "--budget, RunConfig.budget"
+        raise ValueError(
+            f"{path}: budget {config.budget} ({given}) is beyond the longest video of this "
+            f"cache ({longest} frames); the budget counts looks, revisits included: use at "
+            f"most {longest}, the longest video's frame count"
+        )
     agent.setup(store, config) if hasattr(agent, "setup") else None
     fp = fingerprint(path)
     cached, fit_seconds, ckpt = fit_or_load(agent, store, config, fp, checkpoints)
@@ -443,7 +464,8 @@ def run_agent(
     for mu in mus:
         results, seconds = evaluate(agent, store, videos, config, mu)
         metrics, records = summarize(store, videos, results, seconds)
-        run = run_name(name, config.budget, mu, config.seed, name_has_k, config.settings, split)
+        run = run_name(name, config.budget, mu, config.seed, name_has_k, config.settings, split,
+                       config.schedule())  # fmt: skip
         params = agent.num_parameters() if hasattr(agent, "num_parameters") else 0
         row = {
             "agent": name, "settings": dict(config.settings), "dataset": ds,

@@ -40,7 +40,7 @@ import dataclasses
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -58,7 +58,17 @@ class RunConfig:
     RAM; the ranks of a ``torchrun`` job then share one page cache); not part of the checkpoint
     key (the same data either way). ``extra``: free-form options (e.g. ``model`` for a
     pre-trained SB3 file).
+
+    Checked at construction (and by ``dataclasses.replace``), one ``ValueError`` line each:
+    ``budget`` None or an integer >= 1, every schedule field (:data:`SCHEDULE`) None or an
+    integer >= 1, ``seed`` an integer >= 0. Whether ``device`` exists is checked by
+    :meth:`check_device` (it imports torch), which the harness calls before a run starts.
     """
+
+    #: the fields that set how long an agent trains (None: the agent's default). A value given
+    #: is part of the run's name (``-epochs3``) and of its checkpoint key, so results of
+    #: different schedules never share a file; one rule for every field listed here.
+    SCHEDULE: ClassVar[tuple[str, ...]] = ("epochs",)
 
     budget: int | None = 10
     mu: tuple[float, ...] = (0.7,)
@@ -70,14 +80,55 @@ class RunConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     lazy: bool = False
 
+    def __post_init__(self):
+        if self.budget is not None and not _is_int(self.budget, 1):
+            raise ValueError(
+                f"RunConfig.budget must be an integer >= 1 (frames per video) or None, "
+                f"got {self.budget!r}"
+            )
+        for name in self.SCHEDULE:
+            value = getattr(self, name)
+            if value is not None and not _is_int(value, 1):
+                raise ValueError(
+                    f"RunConfig.{name} must be an integer >= 1, or None for the agent's "
+                    f"default, got {value!r}"
+                )
+        if not _is_int(self.seed, 0):
+            raise ValueError(f"RunConfig.seed must be a non-negative integer, got {self.seed!r}")
+
+    def schedule(self) -> dict[str, int]:
+        """The schedule fields given (not None), e.g. ``{"epochs": 3}``; ``{}`` for the
+        agent's default schedule."""
+        return {name: getattr(self, name) for name in self.SCHEDULE
+                if getattr(self, name) is not None}  # fmt: skip
+
+    def check_device(self) -> None:
+        """Raise a one-line ``ValueError`` when ``device`` is a CUDA device and this machine has
+        none (imports torch only for a CUDA device)."""
+        if not str(self.device).startswith("cuda"):
+            return
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {self.device!r}: no CUDA device is available "
+                "(torch.cuda.is_available() is False); use device='cpu'"
+            )
+
     def key(self) -> dict:
         """The part of the config that defines a trained checkpoint."""
-        return {"budget": self.budget, "epochs": self.epochs, "seed": self.seed}
+        schedule = {name: getattr(self, name) for name in self.SCHEDULE}
+        return {"budget": self.budget, **schedule, "seed": self.seed}
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["mu"] = list(self.mu)
         return d
+
+
+def _is_int(value, minimum: int) -> bool:
+    """``value`` is an integer (not a bool) of at least ``minimum``."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
 
 
 @dataclass

@@ -141,7 +141,8 @@ def test_torchrun_two_cpu_processes_on_the_tiny_preset(harness_env, tmp_path, si
     (ckpt,) = (tmp_path / "ck2").iterdir()  # one checkpoint, no partial folder left
     assert json.loads((ckpt / "DONE.json").read_text())["world_size"] == 2
     files = sorted(p.name for p in (out / "two").rglob("*") if p.is_file())
-    assert files == ["adaframe-5-mu0.7-seed0.json", "adaframe-5-mu0.7-seed0.videos.json"]
+    assert files == ["adaframe-5-epochs2-mu0.7-seed0.json",
+                     "adaframe-5-epochs2-mu0.7-seed0.videos.json"]  # fmt: skip
     (row,) = [json.loads(p.read_text()) for p in (out / "two").rglob("*seed0.json")]
     assert row["config"]["lazy"] is True and not row["cached"]
     # the same run in one process: the same experiment up to the exploration noise's draws

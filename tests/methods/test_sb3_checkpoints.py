@@ -3,7 +3,7 @@ reads ``policy.pth`` out of an SB3 zip with ``torch.load(weights_only=True)`` an
 policy itself, so nothing in a ``model.zip`` is unpickled; a loaded model acts exactly like
 the trained one; a model file that does not fit is one line naming it.
 
-Training here is one SB3 rollout (``epochs=0``): enough to move the weights off their
+Training here is one short SB3 run (``epochs=1``): enough to move the weights off their
 initialization, which is all these tests need.
 """
 
@@ -62,7 +62,7 @@ def test_a_pickle_payload_in_model_zip_never_runs(harness_env, tmp_path):
     from stable_baselines3 import PPO
 
     cache, out = harness_env
-    config = run_cfg(budget=4, epochs=0)
+    config = run_cfg(budget=4, epochs=1)
     (trained,) = run_agent("sb3-ppo", str(cache), config, out / "a")
     ckpt = Path(trained["checkpoint"])
     marker = tmp_path / "pwned"
@@ -97,7 +97,7 @@ def _evaluate(agent, store, config):
 def test_a_loaded_model_acts_exactly_like_the_trained_one(tiny_cache, tmp_path, algo):
     from agents.sb3_agents import SB3Agent
 
-    store, config = open_store(tiny_cache), run_cfg(budget=4, epochs=0)
+    store, config = open_store(tiny_cache), run_cfg(budget=4, epochs=1)
     agent = SB3Agent(algo)
     agent.setup(store, config)
     agent.fit(store, store.videos("train"), config)
@@ -159,7 +159,7 @@ def _zip(path: Path, files: dict[str, bytes]) -> Path:
 def sac_zip(tiny_cache, tmp_path_factory) -> Path:
     from agents.sb3_agents import SB3Agent
 
-    store, config = open_store(tiny_cache), run_cfg(budget=4, epochs=0)
+    store, config = open_store(tiny_cache), run_cfg(budget=4, epochs=1)
     agent = SB3Agent("sac")
     agent.setup(store, config)
     agent.fit(store, store.videos("train"), config)
@@ -205,7 +205,7 @@ def test_a_model_file_that_does_not_fit_is_one_line(harness_env, tmp_path, sac_z
 
 def test_a_damaged_sb3_checkpoint_is_retrained(harness_env):
     cache, out = harness_env
-    config = run_cfg(budget=4, epochs=0)
+    config = run_cfg(budget=4, epochs=1)
     (first,) = run_agent("sb3-ppo", str(cache), config, out)
     ckpt = Path(first["checkpoint"])
     data = (ckpt / "model.zip").read_bytes()

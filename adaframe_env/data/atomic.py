@@ -27,11 +27,18 @@ def _temp_name(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.{os.getpid()}{_SUFFIX}")
 
 
-def _sweep_dead_partials(dest: Path) -> None:
+def sweep_dead_partials(dest: Path) -> None:
+    """Remove the ``.NAME.PID[.tag].partial`` files or folders beside ``dest`` whose writer
+    is dead (a result file's, a cache's, a checkpoint folder's)."""
+    if not dest.parent.is_dir():
+        return
     for p in dest.parent.glob(f".{dest.name}.*{_SUFFIX}"):
         owner = _OWNER.fullmatch(p.name[len(dest.name) + 2 : -len(_SUFFIX)])
         if owner and not _alive(int(owner.group(1))):
-            p.unlink(missing_ok=True)
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
@@ -64,7 +71,7 @@ def atomic_output(
     """
     dest = Path(dest).absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_dead_partials(dest)
+    sweep_dead_partials(dest)
     tmp = _temp_name(dest)
     tmp.unlink(missing_ok=True)
     try:

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from adaframe_env import distributed
 from adaframe_env.build.proxy import resolve_data
-from adaframe_env.data.atomic import _OWNER, _alive, fsync_path, write_json
+from adaframe_env.data.atomic import fsync_path, sweep_dead_partials, write_json
 from adaframe_env.data.paths import cache_dir
 from adaframe_env.env import open_store
 from adaframe_env.harness.registry import make_agent, name_fixes_budget
@@ -238,18 +238,6 @@ def _identity(path: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def sweep_dead_partials(ckpt: Path) -> None:
-    """Remove ``.NAME.PID[.tag].partial`` folders (and files) beside ``ckpt`` whose writer is
-    dead: the rule of :mod:`adaframe_env.data.atomic` for result files."""
-    if not ckpt.parent.is_dir():
-        return
-    for p in ckpt.parent.glob(f".{ckpt.name}.*.partial"):
-        owner = _OWNER.fullmatch(p.name[len(ckpt.name) + 2 : -len(".partial")])
-        if owner and not _alive(int(owner.group(1))):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
 
 
 def _fsync_tree(folder: Path) -> None:

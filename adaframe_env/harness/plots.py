@@ -164,7 +164,7 @@ def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> Path:
         fig.set_figwidth(10)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
-        ax.legend(fontsize=7, loc="lower right", ncol=2)
+        ax.legend(fontsize=7, loc="best", ncol=2)  # where it covers the fewest points
     return _save(fig, path)
 
 

@@ -74,16 +74,16 @@ def parse_seed(text: str) -> int:
     return seed
 
 
-def parse_schedule(text: str) -> int:
-    """A schedule override (``--epochs``): an integer >= 1; leaving it out is the agent's
-    default."""
+def parse_schedule(text: str, least: int = 1) -> int:
+    """A schedule override (``--updates``, ``--epochs``, ...): an integer >= ``least``;
+    leaving it out is the agent's default."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
+        value = least - 1
+    if value < least:
         raise argparse.ArgumentTypeError(
-            f"must be an integer >= 1 (leave it out for the agent's default), got {text!r}"
+            f"must be an integer >= {least} (leave it out for the agent's default), got {text!r}"
         )
     return value
 
@@ -120,9 +120,17 @@ def main(argv=None, prog: str = "adaframe run") -> int:
     p.add_argument("--dataset", help="fcvid (default), activitynet, a preset or a PATH.h5")
     p.add_argument("--budget", type=int, default=10, help="K for agents without K in the name")
     p.add_argument("--mu", type=parse_mu, default=(0.7,), help="adaptive-inference thresholds")
+    p.add_argument("--updates", type=parse_schedule, default=None,
+                   help="most gradient updates of a learned method (default: the method's); "
+                   "any schedule option given is part of the run's file name (-updates2000), "
+                   "so it never replaces a default run's result")  # fmt: skip
+    p.add_argument("--eval-every", type=parse_schedule, default=None,
+                   help="updates between val evaluations (the best-val weights are kept)")
+    p.add_argument("--patience", type=lambda t: parse_schedule(t, 0), default=None,
+                   help="stop after this many val evaluations without a new best (0: never)")
     p.add_argument("--epochs", type=parse_schedule, default=None,
-                   help="training length (default: the agent's); given, it is part of the "
-                   "run's file name (-epochs3), so it never replaces a default run's result")  # fmt: skip
+                   help="instead of --updates: exactly this many passes over the train split, "
+                   "no early stop, the last weights kept (the schedule of earlier versions)")  # fmt: skip
     p.add_argument("--seed", type=parse_seed, default=0)
     p.add_argument("--seeds", type=parse_seeds, help="several seeds, e.g. 0,1,2: one run each, "
                    "then mean +- std over them (replaces --seed)")  # fmt: skip
@@ -153,6 +161,8 @@ def main(argv=None, prog: str = "adaframe run") -> int:
         settings = parse_settings(args.set)
     except ValueError as e:
         p.error(str(e))
+    if args.epochs is not None and args.updates is not None:
+        p.error("argument --epochs: not with --updates (a fixed number of passes, or updates)")
     problem = check_device(args.device)
     if problem:  # before anything runs, for every agent
         print(f"{p.prog}: {problem}", file=sys.stderr)
@@ -166,7 +176,8 @@ def main(argv=None, prog: str = "adaframe run") -> int:
 
 def _run(args, settings, device: str, prog: str) -> int:
     config = RunConfig(
-        budget=args.budget, mu=args.mu, epochs=args.epochs, seed=args.seed, device=device,
+        budget=args.budget, mu=args.mu, epochs=args.epochs, updates=args.updates,
+        eval_every=args.eval_every, patience=args.patience, seed=args.seed, device=device,
         progress=not args.no_progress and distributed.is_main(), settings=settings,
         extra={"model": args.model} if args.model else {}, lazy=args.lazy,
     )  # fmt: skip

@@ -51,8 +51,10 @@ class RunConfig:
 
     ``budget``: K, frames per video for agents that take it from the command line (names with
     a K of their own, such as ``avgpool-u10``, override it). ``mu``: thresholds of adaptive
-    inference, used only by agents with ``uses_mu``. ``epochs``: training length (None: the
-    agent's default). ``settings``: ``--set key=value`` hyperparameters of a learning agent
+    inference, used only by agents with ``uses_mu``. ``updates``, ``eval_every``, ``patience``:
+    the training schedule of a learned method (:mod:`adaframe_env.protocol.training`; None:
+    the method's default); ``epochs``: the fixed schedule instead (that many passes over the
+    train split, no early stop). ``settings``: ``--set key=value`` hyperparameters of a learning agent
     (:mod:`adaframe_env.protocol.settings`; part of its checkpoint key through ``hparams()``).
     ``lazy``: open the cache memory-mapped instead of reading it into RAM (a cache larger than
     RAM; the ranks of a ``torchrun`` job then share one page cache); not part of the checkpoint
@@ -61,18 +63,22 @@ class RunConfig:
 
     Checked at construction (and by ``dataclasses.replace``), one ``ValueError`` line each:
     ``budget`` None or an integer >= 1, every schedule field (:data:`SCHEDULE`) None or an
-    integer >= 1, ``seed`` an integer >= 0. Whether ``device`` exists is checked by
+    integer >= 1 (``patience`` >= 0: 0 never stops early), not both ``epochs`` and
+    ``updates``, ``seed`` an integer >= 0. Whether ``device`` exists is checked by
     :meth:`check_device` (it imports torch), which the harness calls before a run starts.
     """
 
     #: the fields that set how long an agent trains (None: the agent's default). A value given
-    #: is part of the run's name (``-epochs3``) and of its checkpoint key, so results of
+    #: is part of the run's name (``-updates2000``) and of its checkpoint key, so results of
     #: different schedules never share a file; one rule for every field listed here.
-    SCHEDULE: ClassVar[tuple[str, ...]] = ("epochs",)
+    SCHEDULE: ClassVar[tuple[str, ...]] = ("epochs", "updates", "eval_every", "patience")
 
     budget: int | None = 10
     mu: tuple[float, ...] = (0.7,)
     epochs: int | None = None
+    updates: int | None = None
+    eval_every: int | None = None
+    patience: int | None = None
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
@@ -88,11 +94,16 @@ class RunConfig:
             )
         for name in self.SCHEDULE:
             value = getattr(self, name)
-            if value is not None and not _is_int(value, 1):
+            least = 0 if name == "patience" else 1
+            if value is not None and not _is_int(value, least):
                 raise ValueError(
-                    f"RunConfig.{name} must be an integer >= 1, or None for the agent's "
+                    f"RunConfig.{name} must be an integer >= {least}, or None for the agent's "
                     f"default, got {value!r}"
                 )
+        if self.epochs is not None and self.updates is not None:
+            raise ValueError(
+                "RunConfig: give epochs (a fixed number of passes) or updates, not both"
+            )
         if not _is_int(self.seed, 0):
             raise ValueError(f"RunConfig.seed must be a non-negative integer, got {self.seed!r}")
 

@@ -44,13 +44,16 @@ What the paper leaves open, and what we chose:
 - **Frame features** are standardized with train statistics, as for the LSTM baselines; dropout
   on ``h_t`` before the prediction layer only.
 - **Sizes and schedule.** The paper: hidden 2048 (FCVID) / 1024 (ActivityNet), SGD momentum 0.9,
-  weight decay 1e-4, lr 1e-3 divided by 10 every 40 of 100 epochs, batch 128
-  (``--set hidden=2048 --set optimizer=sgd --set epochs=100 --set lr_step=40 --set
-  batch_size=128``). On the synthetic proxies (12 train videos per class, not ~190) we use the
-  recurrent core chosen on the val split for the LSTM baselines (hidden 256, Adam 1e-3, dropout
-  0.5) and the number of epochs chosen on val (README, "AdaFrame").
-- **Batches** are whole batches of train videos in a fresh random order each epoch; the last
-  ``len(train) % batch_size`` videos of an order wait for the next epoch.
+  weight decay 1e-4, lr 1e-3 divided by 10 every 40 of 100 epochs, batch 128: about 35,600
+  updates on FCVID's 45,611 train videos (``--set hidden=2048 --set optimizer=sgd --set
+  batch_size=128 --updates 35600 --set lr_step=14250``). We use the recurrent core chosen on
+  the val split for the LSTM baselines (hidden 256, Adam 1e-3, dropout 0.5) and a schedule
+  in updates (:mod:`adaframe_env.protocol.training`), not epochs, so that a small dataset gets
+  as many updates as a large one: at most ``updates``, val mAP every ``eval_every``, stop after
+  ``patience`` evaluations without a new best, the best-val weights kept
+  (:class:`agents.recurrent.network.AdaFrameSettings`; why these values: docs/schedules.md).
+- **Batches** are whole batches of train videos in a fresh random order of the train split;
+  the last ``len(train) % batch_size`` videos of an order wait for the next order.
 """
 
 from __future__ import annotations

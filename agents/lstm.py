@@ -8,10 +8,12 @@ paper's fully connected layer alone). LSTM-G: the same LSTM with the global memo
 the positional encoding of paper Eq. 1-2 at every step (:class:`agents.recurrent.memory.MemoryLSTM`).
 
 Training (:class:`LSTMSettings`, each settable with ``--set key=value``): Adam (lr 1e-3, weight
-decay 1e-4), batch 64, 6 epochs, dropout 0.5 on the last hidden state. The epochs and dropout
-were chosen on the val split of the fcvid proxy (README, "The recurrent core"): val mAP peaks
-at 6-8 epochs and falls after as the network memorizes the 12 train videos per class. Random
-(R) sampling draws new frames every epoch; uniform (U) sampling trains on one random frame per
+decay 1e-4), batch 64, dropout 0.5 on the last hidden state, on the schedule of
+:mod:`adaframe_env.protocol.training`: at most 270 updates, val mAP every 45, stop after 3
+evaluations without a new best, the best-val weights kept. 270 updates are the 6 epochs chosen
+earlier on the val split of the small fcvid proxy (45 batches per pass; val mAP peaked at 6-8
+epochs and fell after as the network memorized the 12 train videos per class); the early stop
+keeps that peak on a dataset of another size. Random (R) sampling draws new frames every batch; uniform (U) sampling trains on one random frame per
 segment (TSN-style jitter) and evaluates on the segment centres. Features (and memory rows) are
 standardized with train-split statistics kept in the checkpoint.
 """
@@ -24,10 +26,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from adaframe_env.metrics import mean_average_precision
 from adaframe_env.protocol import RunConfig, TorchAgent, VideoResult
 from adaframe_env.protocol.settings import apply_settings
+from adaframe_env.protocol.training import (
+    Schedule,
+    TrainingLog,
+    resolve_schedule,
+    train_on_schedule,
+    write_curves,
+)
 from agents.recurrent.memory import CONTEXTS, READOUTS, MemoryLSTM, Readout, standardization
 from baselines.avgpool import pooled_scores
 from baselines.fixed import sampled_frames
@@ -39,7 +48,9 @@ class LSTMSettings:
     hidden: int = 256
     readout: str = "residual"  # one of agents.recurrent.memory.READOUTS
     dropout: float = 0.5
-    epochs: int = 6
+    updates: int = 270  # the schedule (adaframe_env.protocol.training): at most this many
+    eval_every: int = 45  # updates, val mAP every eval_every, stop after patience evaluations
+    patience: int = 3  # without a new best, keep the best-val weights
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -55,8 +66,13 @@ class LSTMSettings:
                 "--set readout=recognizer: an LSTM that only reads the recognizer is AvgPooling; "
                 "run avgpool-uK instead"
             )
-        if self.hidden < 1 or self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("--set hidden, epochs and batch_size must be at least 1")
+        if (
+            min(self.hidden, self.updates, self.eval_every, self.batch_size) < 1
+            or self.patience < 0
+        ):
+            raise ValueError(
+                "--set hidden, updates, eval_every and batch_size must be at least 1, patience >= 0"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"--set dropout={self.dropout}: must be in [0, 1)")
 
@@ -83,6 +99,7 @@ class LSTMAgent(TorchAgent):
         self.description = f"LSTM{g} over {what}, cross-entropy on the train split"
         self.model = None
         self.buffers = {}
+        self.log: TrainingLog | None = None
 
     def hparams(self) -> dict:
         # "version" changes whenever training changes, so cached checkpoints are not reused
@@ -90,7 +107,7 @@ class LSTMAgent(TorchAgent):
         if settings["context"] == "content":  # the default: checkpoints from before it keep
             del settings["context"]  # their key
         return {"strategy": self.strategy, "k": self.k, "global_memory": self.global_memory,
-                **settings, "version": 4}  # fmt: skip
+                **settings, "version": 5}  # fmt: skip
 
     def setup(self, store, config: RunConfig) -> None:
         self.bind(store)
@@ -117,7 +134,7 @@ class LSTMAgent(TorchAgent):
         return out
 
     def _frames(self, store, videos, rng):
-        """Training frames: new random draws (R) or jittered segment frames (U) every epoch, so
+        """Training frames: new random draws (R) or jittered segment frames (U) every batch, so
         that a few thousand training videos are not memorized frame by frame."""
         if self.strategy == "random":
             seed = int(rng.integers(2**31))
@@ -130,29 +147,52 @@ class LSTMAgent(TorchAgent):
         s, rng = self.settings, np.random.default_rng(config.seed)
         self.buffers = standardization(store, train_videos, rng)
         opt = torch.optim.Adam(self.model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-        epochs = config.epochs if config.epochs is not None else s.epochs
         labels = torch.from_numpy(store.label).long().to(self.device)
         # batches of similar length waste less padding (matters for "all")
         order = np.argsort(store.length[train_videos], kind="stable")
         chunks = [order[i : i + s.batch_size] for i in range(0, len(order), s.batch_size)]
-        self.model.train()
-        bar = tqdm(
-            total=epochs * len(chunks), desc=f"train {self.name}", disable=not config.progress
-        )
-        for _ in range(epochs):
-            for j in rng.permutation(len(chunks)):
-                vids = train_videos[chunks[j]]
-                frames = self._frames(store, vids, rng)
-                loss = nn.functional.cross_entropy(
-                    self.model(*self._batch(store, vids, frames)), labels[vids]
-                )
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        bar.close()
+        schedule = resolve_schedule(Schedule(s.updates, s.eval_every, s.patience), config,
+                                    len(chunks))  # fmt: skip
+
+        def batches():  # endless: a fresh order of the chunks after each pass
+            while True:
+                for j in rng.permutation(len(chunks)):
+                    yield train_videos[chunks[j]]
+
+        draws = batches()
+        val = store.videos("val")
+
+        def update() -> dict[str, float]:
+            self.model.train()
+            vids = next(draws)
+            frames = self._frames(store, vids, rng)
+            logits = self.model(*self._batch(store, vids, frames))
+            loss = nn.functional.cross_entropy(logits, labels[vids])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            top1 = (logits.argmax(-1) == labels[vids]).float().mean()
+            return {"loss": loss.item(), "train_top1": top1.item()}
+
+        def validate() -> float:
+            if len(val) == 0:
+                return float("nan")
+            chunks = [
+                self.evaluate(store, val[i : i + 256], config) for i in range(0, len(val), 256)
+            ]
+            scores = np.stack([r.scores for chunk in chunks for r in chunk])
+            return float(mean_average_precision(scores, store.label[val]))
+
+        self.log = train_on_schedule(schedule, update, validate, self.model,
+                                     desc=f"train {self.name}", progress=config.progress)  # fmt: skip
         self.model.eval()
+
+    def save(self, directory) -> None:
+        super().save(directory)
+        if self.log is not None:
+            write_curves(self.log, directory, self.name or "lstm",
+                         [("loss", "cross-entropy"), ("train_top1", "train top-1"),
+                          ("val_map", "val mAP")])  # fmt: skip
 
     @torch.no_grad()
     def evaluate(self, store, videos, config: RunConfig, mu=None) -> list[VideoResult]:

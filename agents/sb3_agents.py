@@ -197,6 +197,13 @@ class SB3Agent(EnvPolicyAgent):
     def fit(self, store, train_videos, config: RunConfig) -> None:
         if self.model_path:
             return  # a model given by file is evaluated as it is
+        given = [f"--{n.replace('_', '-')}" for n in ("updates", "eval_every", "patience")
+                 if getattr(config, n) is not None]  # fmt: skip
+        if given:
+            raise ValueError(
+                f"{self.name or 'sb3'}: {', '.join(given)} set the schedule of the harness's own "
+                "learned methods; an SB3 agent trains for --epochs passes over the train split"
+            )
         k = self.budget(config)
         epochs = config.epochs if config.epochs is not None else self.default_epochs
         total = max(1, epochs * len(train_videos) * max(k - 1, 1))

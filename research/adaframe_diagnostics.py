@@ -6,7 +6,7 @@ Trains AdaFrame-K (``--budget``, default 10) once per JSON config of ``--set`` s
 train split and reports on the **val** split (the split to choose on), at the full budget with
 the policy's mean (no early exit):
 
-- the val mAP after each epoch, and by step of the final model;
+- the val mAP at each evaluation of the schedule, and by step of the final model;
 - distinct frames, and the recognizer's AvgPooling over the agent's own frames;
 - the same network fed uniform locations instead of its policy (is the classifier or the
   policy the weak part?), and AvgPooling over those uniform frames;
@@ -62,7 +62,8 @@ def diagnose(store, settings: dict, budget: int, seed: int) -> dict:
     out = {
         "settings": settings,
         "train_seconds": round(seconds, 1),
-        "val_map_by_epoch": [round(100 * h["val_map"], 1) for h in agent.history],
+        "val_map_by_update": {h["update"]: round(100 * h["val_map"], 1) for h in agent.history},
+        "kept_update": agent.log.kept_update,
         "val_map_by_step": [m(probs[:, t]) for t in range(budget)],
         "distinct_frames": round(float(np.mean([len(np.unique(f)) for f in r.frames])), 2),
         "avgpool_on_its_frames": m(pooled_scores(store, val, list(r.frames))),
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("cache")
-    p.add_argument("configs", help="JSON list of settings dicts, e.g. '[{}, {\"epochs\": 20}]'")
+    p.add_argument("configs", help="JSON list of settings dicts, e.g. '[{}, {\"updates\": 2000}]'")
     p.add_argument("--budget", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

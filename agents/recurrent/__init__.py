@@ -25,10 +25,10 @@ from agents.recurrent.memory import (
 )
 from agents.recurrent.network import JUMPS, AdaFrameNet, AdaFrameSettings
 from agents.recurrent.rollout import Rollout, rollout
-from agents.recurrent.trainer import RecurrentFrameAgent, write_curves
+from agents.recurrent.trainer import RecurrentFrameAgent
 
 __all__ = [
     "JUMPS", "AdaFrameNet", "AdaFrameSettings", "MemoryAttention", "MemoryLSTM", "Readout",
     "RecurrentFrameAgent", "Rollout", "discounted_returns", "lookahead_exit", "losses",
-    "positional_encoding", "rollout", "standardization", "write_curves",
+    "positional_encoding", "rollout", "standardization",
 ]  # fmt: skip

@@ -35,11 +35,13 @@ class AdaFrameSettings:
     dropout: float = 0.5
     reward: str = "margin"  # margin | prediction | prediction_transition (paper Table 5)
     memory_frames: int = 16  # light frames in the global memory (paper Table 4: 0, 12, 16, 32)
-    epochs: int = 10
+    updates: int = 4000  # the schedule (adaframe_env.protocol.training): at most this many
+    eval_every: int = 200  # updates, val mAP every eval_every, stop after patience evaluations
+    patience: int = 5  # without a new best, keep the best-val weights (agents.adaframe)
     batch_size: int = 64
     optimizer: str = "adam"  # adam | sgd (momentum 0.9, the paper's)
     lr: float = 1e-3
-    lr_step: int = 0  # divide lr by 10 every lr_step epochs (paper: 40); 0: constant
+    lr_step: int = 0  # divide lr by 10 every lr_step updates (paper: 40% of them); 0: constant
     weight_decay: float = 1e-4
     sigma: float = 0.1  # std of the Gaussian location policy in training
     gamma: float = 0.9
@@ -65,8 +67,14 @@ class AdaFrameSettings:
             raise ValueError(f"--set step_cost={self.step_cost}: must be >= 0")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"--set optimizer={self.optimizer}: choose adam or sgd")
-        if min(self.hidden, self.epochs, self.batch_size) < 1 or self.lr_step < 0:
-            raise ValueError("--set hidden, epochs, batch_size must be >= 1 and lr_step >= 0")
+        if (
+            min(self.hidden, self.updates, self.eval_every, self.batch_size) < 1
+            or min(self.lr_step, self.patience) < 0
+        ):
+            raise ValueError(
+                "--set hidden, updates, eval_every, batch_size must be >= 1 and lr_step, "
+                "patience >= 0"
+            )
         if self.memory_frames < 0:
             raise ValueError(f"--set memory_frames={self.memory_frames}: must be >= 0 (0: none)")
         if not (0 <= self.dropout < 1 and self.sigma > 0 and 0 <= self.gamma <= 1):

@@ -4,11 +4,8 @@ configurations of it (their settings and how they stop at test time)."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +17,16 @@ from adaframe_env.data.schema import SPLIT_NAMES
 from adaframe_env.metrics import mean_average_precision
 from adaframe_env.protocol import RunConfig, TorchAgent, VideoResult
 from adaframe_env.protocol.settings import apply_settings
+from adaframe_env.protocol.training import (
+    Schedule,
+    TrainingLog,
+    resolve_schedule,
+    train_on_schedule,
+    write_curves,
+)
 from adaframe_env.vector_env import AdaFrameVectorEnv
 from agents.recurrent.losses import losses
-from agents.recurrent.memory import (
-    standardization,
-)
+from agents.recurrent.memory import standardization
 from agents.recurrent.network import AdaFrameNet, AdaFrameSettings
 from agents.recurrent.rollout import Rollout, rollout
 
@@ -51,7 +53,8 @@ class RecurrentFrameAgent(TorchAgent):
         self.description = self.describe()
         self.model = None
         self.buffers = {}
-        self.history: list[dict] = []
+        self.log: TrainingLog | None = None  # what fit() did (protocol.training)
+        self.history: list[dict] = []  # its rows, one per val evaluation
         self._envs: dict[tuple, AdaFrameVectorEnv] = {}
         self._rollouts: dict[tuple, Rollout] = {}  # evaluation rollouts, shared by every mu
 
@@ -68,7 +71,7 @@ class RecurrentFrameAgent(TorchAgent):
         settings = dataclasses.asdict(self.settings)
         if not self.settings.memory_frames:  # no memory, no context: the same model either way
             del settings["context"]
-        return {"method": self.method, "k": self.k, **settings, "version": 2}
+        return {"method": self.method, "k": self.k, **settings, "version": 3}
 
     def setup(self, store, config: RunConfig) -> None:
         self.bind(store)
@@ -95,14 +98,19 @@ class RecurrentFrameAgent(TorchAgent):
 
     # ------------------------------------------------------------------ training
     def fit(self, store, train_videos, config: RunConfig) -> None:
-        """Train on ``train_videos``; under ``torchrun``, on every rank together.
+        """Train on ``train_videos`` on the method's schedule
+        (:mod:`adaframe_env.protocol.training`: ``updates`` batches of ``batch_size`` videos,
+        val mAP every ``eval_every``, the best-val weights kept, early stop after
+        ``patience`` evaluations without a new best); under ``torchrun``, on every rank
+        together. The learning rate is divided by 10 every ``lr_step`` updates.
 
         Several processes (:mod:`adaframe_env.distributed`, docs/distributed.md): every
-        rank draws the same epoch orders (the NumPy generator is seeded alike), runs the
+        rank draws the same batch orders (the NumPy generator is seeded alike), runs the
         episodes of its shard ``batch[rank::world]`` of each global batch, and the ranks' loss
         gradients, weighted by their shares of the batch, are summed by one all-reduce: every
         rank holds the one-process batch gradient and takes the same step. The logged training
-        metrics are summed the same way; rank 0 alone computes the val mAP. The torch
+        metrics are summed the same way; rank 0 alone computes the val mAP and sends it to the
+        others, so every rank stops at the same update and keeps the same weights. The torch
         generator (Gaussian locations, stops, dropout) gets a seed per rank, so the ranks do
         not explore with the same noise: a run on W processes matches one process up to these
         draws, not bit for bit.
@@ -124,7 +132,6 @@ class RecurrentFrameAgent(TorchAgent):
         # the one-process seed on rank 0; other ranks draw their own exploration noise
         torch.manual_seed(config.seed + 1_000_003 * distributed.rank())
         self.buffers = standardization(store, train_videos, rng)
-        epochs = config.epochs if config.epochs is not None else s.epochs
         batch = min(s.batch_size, len(train_videos))
         if batch < world:
             raise ValueError(f"{self.method}: a batch of {batch} videos on {world} processes")
@@ -139,44 +146,44 @@ class RecurrentFrameAgent(TorchAgent):
         else:
             opt = torch.optim.Adam(net.parameters(), s.lr, weight_decay=s.weight_decay)
         sched = torch.optim.lr_scheduler.StepLR(opt, s.lr_step or 10**9, gamma=0.1)
-        val = store.videos("val")
-        updates = len(train_videos) // batch
-        main = distributed.is_main()
-        bar = tqdm(total=epochs * updates, desc=f"train {self.name}",
-                   disable=not (config.progress and main))  # fmt: skip
-        self.history = []
-        for epoch in range(1, epochs + 1):
-            t0, sums = time.perf_counter(), {}
+        per_epoch = len(train_videos) // batch
+        schedule = resolve_schedule(
+            Schedule(s.updates, s.eval_every, s.patience), config, per_epoch
+        )
+        val, main = store.videos("val"), distributed.is_main()
+        batches = _batches(rng, len(train_videos), batch)
+
+        def update() -> dict[str, float]:
             net.train()
-            order = rng.permutation(len(train_videos))
-            for i in range(updates):
-                videos = positions[order[i * batch : (i + 1) * batch]]
-                opt.zero_grad()
-                r, terms, share = self._backward(env, videos)
-                opt.step()
-                exits = r.exit_steps()
-                correct = (r.final_logits().argmax(-1).cpu().numpy() == r.labels).mean()
-                distinct = np.mean(
-                    [len(np.unique(f[:e])) for f, e in zip(r.frames, exits, strict=True)]
-                )
-                values = {"loss_cls": terms["cls"].item(), "loss_utl": terms["utl"].item(),
-                          "j_sel": terms["sel"].item(), "train_top1": float(correct),
-                          "return": terms["rewards"].sum(1).mean().item(),
-                          "frames": float(distinct),
-                          "location_std": r.location[:, 1:].std().item() if r.location[:, 1:].numel() > 1 else 0.0}  # fmt: skip
-                # batch means over the ranks (location_std: the shards' stds, averaged)
-                values = distributed.weighted_sum(values, share, self.device)
-                for key, value in values.items():
-                    sums[key] = sums.get(key, 0.0) + float(value) / updates
-                bar.update()
+            videos = positions[next(batches)]
+            opt.zero_grad()
+            r, terms, share = self._backward(env, videos)
+            opt.step()
             sched.step()
-            val_map = self._val_map(store, val) if main else float("nan")  # rank 0 only
-            row = {"epoch": epoch, **sums, "val_map": val_map,
-                   "seconds": time.perf_counter() - t0}  # fmt: skip
-            self.history.append(row)
-            if config.progress and main:
-                bar.write(_format_epoch(row))
-        bar.close()
+            exits = r.exit_steps()
+            correct = (r.final_logits().argmax(-1).cpu().numpy() == r.labels).mean()
+            distinct = np.mean(
+                [len(np.unique(f[:e])) for f, e in zip(r.frames, exits, strict=True)]
+            )
+            spread = r.location[:, 1:].std().item() if r.location[:, 1:].numel() > 1 else 0.0
+            values = {"loss_cls": terms["cls"].item(), "loss_utl": terms["utl"].item(),
+                      "j_sel": terms["sel"].item(), "train_top1": float(correct),
+                      "return": terms["rewards"].sum(1).mean().item(),
+                      "frames": float(distinct), "location_std": spread}  # fmt: skip
+            # batch means over the ranks (location_std: the shards' stds, averaged)
+            return distributed.weighted_sum(values, share, self.device)
+
+        def validate() -> float:
+            return self._val_map(store, val) if main else float("nan")  # rank 0 only
+
+        self.log = train_on_schedule(
+            schedule, update, validate, net, desc=f"train {self.name}",
+            progress=config.progress and main, decide=distributed.broadcast_object,
+            on_row=(lambda row: tqdm.write(_format_row(row))) if config.progress and main else None,
+        )  # fmt: skip
+        self.history = self.log.rows
+        if config.progress and main:
+            tqdm.write(f"{self.name}: {self.log.summary()}")
         net.eval()
 
     def _backward(self, env: AdaFrameVectorEnv, videos: np.ndarray):
@@ -249,13 +256,24 @@ class RecurrentFrameAgent(TorchAgent):
 
     def save(self, directory: Path) -> None:
         super().save(directory)
-        if self.history:
-            write_curves(self.history, Path(directory), self.name or f"{self.method}-{self.k}")
+        if self.log is not None and self.log.rows:
+            title = self.name or f"{self.method}-{self.k}"
+            write_curves(self.log, Path(directory), title, PANELS)
 
 
-def _format_epoch(row: dict) -> str:
+def _batches(rng: np.random.Generator, n: int, batch: int):
+    """Endless batches of ``batch`` distinct indices into ``n`` train videos: a fresh random
+    order of all of them, cut into whole batches (the last ``n % batch`` wait for the next
+    order), then the next order."""
+    while True:
+        order = rng.permutation(n)
+        for i in range(n // batch):
+            yield order[i * batch : (i + 1) * batch]
+
+
+def _format_row(row: dict) -> str:
     return (
-        f"epoch {row['epoch']:3d}  L_cls {row['loss_cls']:.3f}  L_utl {row['loss_utl']:.4f}  "
+        f"update {row['update']:5d}  L_cls {row['loss_cls']:.3f}  L_utl {row['loss_utl']:.4f}  "
         f"J_sel {row['j_sel']:+.4f}  train top-1 {100 * row['train_top1']:5.1f}  "
         f"return {row['return']:.3f}  frames {row['frames']:.2f}  "
         f"loc std {row['location_std']:.3f}  val mAP {100 * row['val_map']:5.1f}  "
@@ -263,39 +281,8 @@ def _format_epoch(row: dict) -> str:
     )
 
 
-def write_curves(history: list[dict], directory: Path, title: str) -> None:
-    """``curves.csv``, ``curves.png`` (and TensorBoard events when it is installed)."""
-    keys = list(history[0])
-    with open(directory / "curves.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, keys)
-        writer.writeheader()
-        writer.writerows(history)
-    (directory / "curves.json").write_text(json.dumps(history))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [("loss_cls", "L_cls"), ("loss_utl", "L_utl"), ("j_sel", "J_sel"),
-              ("return", "train return"), ("frames", "distinct frames"),
-              ("location_std", "location std"), ("train_top1", "train top-1"),
-              ("val_map", "val mAP")]  # fmt: skip
-    fig, axes = plt.subplots(2, 4, figsize=(14, 6), constrained_layout=True)
-    epochs = [h["epoch"] for h in history]
-    for ax, (key, label) in zip(axes.flat, panels, strict=True):
-        ax.plot(epochs, [h[key] for h in history], marker="o", ms=3)
-        ax.set_title(label)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"{title}: training curves")
-    fig.savefig(directory / "curves.png", dpi=100)
-    plt.close(fig)
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return
-    with SummaryWriter(str(directory / "tensorboard")) as tb:
-        for h in history:
-            for key, value in h.items():
-                if key != "epoch":
-                    tb.add_scalar(key, value, h["epoch"])
+#: the panels of the training curves (the rows' keys and their labels)
+PANELS = [("loss_cls", "L_cls"), ("loss_utl", "L_utl"), ("j_sel", "J_sel"),
+          ("return", "train return"), ("frames", "distinct frames"),
+          ("location_std", "location std"), ("train_top1", "train top-1"),
+          ("val_map", "val mAP")]  # fmt: skip

@@ -28,7 +28,7 @@ class Counter(torch.nn.Module):
     def step(self):
         with torch.no_grad():
             self.w += 1
-        return {"loss": 1.0 / float(self.w)}
+        return {"loss": 1.0 / self.w.item()}
 
 
 def run(schedule, val_of_update, **kw):

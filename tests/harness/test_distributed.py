@@ -124,7 +124,8 @@ def test_two_gloo_ranks_match_one_process(tiny_cache, tmp_path, single_torch_thr
             for key in ("loss_cls", "loss_utl", "j_sel", "train_top1", "return", "frames",
                         "val_map"):  # fmt: skip
                 assert row[key] == pytest.approx(ref[key], rel=1e-4, abs=1e-6), (run, key)
-        assert all(math.isnan(row["val_map"]) for row in other["history"])  # rank 0's job
+        # rank 0 alone validates and sends its score: every rank keeps the same update
+        assert [r["val_map"] for r in other["history"]] == [r["val_map"] for r in got["history"]]
 
 
 def test_torchrun_two_cpu_processes_on_the_tiny_preset(harness_env, tmp_path, single_torch_thread):

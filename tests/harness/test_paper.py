@@ -3,12 +3,14 @@ numbers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from adaframe_env.cli import paper
 from adaframe_env.cli.paper import MUS, Cell, Results
+from agents.adaframe import AdaFrameAgent
 
 
 def test_quick_is_a_subset_of_the_full_run_and_no_cell_repeats():
@@ -50,6 +52,9 @@ def test_paper_writes_its_report_and_resumes_without_rerunning(harness_env, monk
     cells = [Cell("avgpool-u8"), Cell("avgpool-u10"), Cell("avgpool-all"),
              Cell("adaframe-5", mu=MUS), Cell("adaframe-10", mu=MUS)]  # fmt: skip
     monkeypatch.setattr(paper, "plan", lambda quick, synthetic: cells)
+    # a short schedule: the default's thousands of updates are for the proxies, not a test
+    short = dataclasses.replace(AdaFrameAgent.defaults, updates=10, eval_every=5)
+    monkeypatch.setattr(AdaFrameAgent, "defaults", short)
     argv = ["--dataset", str(cache), "--out", str(results), "--no-progress"]
     assert paper.main(argv) == 0
     (folder,) = [p for p in results.iterdir() if p.is_dir()]

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def study(tiny_cache) -> dict:
     cmd = [sys.executable, str(REPO / "research" / "adaframe_diagnostics.py"), str(tiny_cache),
-           json.dumps([{"epochs": 1}]), "--budget", str(K)]  # fmt: skip
+           json.dumps([{"updates": 2, "eval_every": 1}]), "--budget", str(K)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr

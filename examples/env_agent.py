@@ -24,7 +24,7 @@ class StrideUntilSure(EnvPolicyAgent):
         "example env agent: segment centres left to right, stops once the recognizer is sure"
     )
     name = "stride-sure"  # the short name of the table, the result files and the plot legend
-    observation_keys = ("location",)  # what act() sees; the harness adds "probs" (the scores)
+    observation_keys = ()  # what act() sees besides "probs" (the scores), which is always there
     stop_action = True  # actions are (num_envs, 2): [location, stop]; stop > 0.5 ends a video
 
     def __init__(self, threshold: float = 0.6):
@@ -40,15 +40,17 @@ class StrideUntilSure(EnvPolicyAgent):
 
     def begin(self, num_envs: int, config: RunConfig) -> None:
         # Called once per batch of videos (up to 512 episodes in lockstep), before the first
-        # act: reset per-episode state here. This policy has none but the stride.
-        self._stride = 1.0 / self.budget(config)
+        # act: reset per-episode state here. This policy keeps none but K.
+        self._k = self.budget(config)
 
     def act(self, obs: dict, step: int, config: RunConfig) -> np.ndarray:
-        # obs: the env's observation for every sub-env, (num_envs, ...) arrays that the next
-        # step overwrites (copy what you keep). step: frames looked at so far (1 after reset).
-        # Rows of videos that have ended are ignored by the harness, but must still be valid.
-        where = np.minimum(obs["location"][:, 0] + self._stride, 1.0)
-        sure = obs["probs"].max(axis=1) >= self.threshold
+        # obs: the env's observation, (num_envs, ...) arrays that the next step overwrites (copy
+        # what you keep). step: frames looked at so far (1 after the reset frame), so the next
+        # look is the centre of segment `step`. Rows of videos that have ended are ignored by
+        # the harness, but must still be valid actions.
+        n = len(obs["probs"])
+        where = np.full(n, (2 * step + 1) / (2 * self._k))
+        sure = obs["probs"].max(axis=1) >= self.threshold  # the AvgPooling of the frames seen
         return np.stack([where, sure], axis=1).astype(np.float32)
 
 

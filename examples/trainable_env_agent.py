@@ -4,7 +4,9 @@
         --budget 5 --updates 60 --eval-every 20
 
 The policy sees the recognizer's running probabilities and where and when it is, and picks
-the next location among ``bins`` equal segments of the video (their centres). It trains on
+the next location among the centres of ``bins`` equal segments of the video, never one it has
+looked at already (a revisit shows nothing new; the mask is per-episode state, reset in
+``begin``). The first look is the first segment's centre. It trains on
 the env's own reward (the margin reward, paper Eq. 4: how much the recognizer's margin for
 the true class grew) with REINFORCE, on a batch of train videos per update, and the shared
 schedule (:mod:`adaframe_env.protocol.training`) checks it on val every ``eval_every``
@@ -45,7 +47,7 @@ from adaframe_env.protocol.training import (
 class Settings:
     """The hyperparameters (``--set key=value``); part of the checkpoint key via hparams()."""
 
-    bins: int = 10  # candidate locations: the centres of this many equal segments
+    bins: int = 20  # candidate locations: the centres of this many equal segments (>= K)
     hidden: int = 64
     lr: float = 1e-2
     batch_size: int = 64  # train episodes per update
@@ -93,13 +95,33 @@ class LearnedJumps(EnvPolicyAgent, TorchAgent):
         self.log = None
 
     # ------------------------------------------------------------------ acting (evaluation)
-    def locations(self, choice: torch.Tensor) -> np.ndarray:
-        """Bin indices -> (n, 1) locations: the centres of the chosen segments."""
+    def make_env(self, store, split, num_envs, config, **kwargs):
+        if self.budget(config) > self.settings.bins:
+            raise ValueError(
+                f"{self.name}: budget {self.budget(config)} is more than its "
+                f"{self.settings.bins} segments; use --set bins={self.budget(config)} or more"
+            )
+        self.initial_location = 0.5 / self.settings.bins  # the reset frame: segment 0's centre
+        return super().make_env(store, split, num_envs, config, **kwargs)
+
+    def begin(self, num_envs: int, config: RunConfig) -> None:
+        self.visited = new_mask(num_envs, self.settings.bins)  # per episode: reset per batch
+
+    def choose(self, obs: dict, visited: torch.Tensor) -> torch.distributions.Categorical:
+        """The policy over the segments not visited yet."""
+        return torch.distributions.Categorical(
+            logits=self.model(obs).masked_fill(visited.clone(), -torch.inf)  # kept for backward
+        )
+
+    def locations(self, choice: torch.Tensor, visited: torch.Tensor) -> np.ndarray:
+        """Bin indices -> (n, 1) locations, the segments' centres; marks them visited."""
+        visited[torch.arange(len(choice)), choice] = True
         return ((choice.numpy() + 0.5) / self.settings.bins).astype(np.float32)[:, None]
 
     def act(self, obs: dict, step: int, config: RunConfig) -> np.ndarray:
-        with torch.no_grad():
-            return self.locations(self.model(obs).argmax(dim=1))
+        with torch.no_grad():  # greedy: the most likely segment
+            choice = self.choose(obs, self.visited).probs.argmax(dim=1)
+        return self.locations(choice, self.visited)
 
     # ------------------------------------------------------------------ training
     def fit(self, store, train_videos, config: RunConfig) -> None:
@@ -120,13 +142,14 @@ class LearnedJumps(EnvPolicyAgent, TorchAgent):
 
         def update() -> dict[str, float]:
             obs, _ = env.reset()
+            visited = new_mask(s.batch_size, s.bins)
             logps, entropies, rewards = [], [], []
             for _ in range(steps):
-                dist = torch.distributions.Categorical(logits=self.model(obs))
+                dist = self.choose(obs, visited)
                 choice = torch.multinomial(dist.probs, 1, generator=generator)[:, 0]
                 logps.append(dist.log_prob(choice))
                 entropies.append(dist.entropy())
-                obs, reward, _, _, _ = env.step(self.locations(choice))
+                obs, reward, _, _, _ = env.step(self.locations(choice, visited))
                 rewards.append(torch.as_tensor(reward, dtype=torch.float32))
             rewards = torch.stack(rewards)  # (steps, batch)
             returns = rewards.flip(0).cumsum(0).flip(0)  # reward to go, undiscounted
@@ -159,6 +182,13 @@ class LearnedJumps(EnvPolicyAgent, TorchAgent):
         super().save(directory)  # model.pt (TorchAgent)
         if self.log is not None:  # curves.csv/json/png beside it: what the schedule did
             write_curves(self.log, directory, self.name)
+
+
+def new_mask(num_envs: int, bins: int) -> torch.Tensor:
+    """(num_envs, bins) visited segments of fresh episodes: only the first, the reset frame."""
+    visited = torch.zeros(num_envs, bins, dtype=torch.bool)
+    visited[:, 0] = True
+    return visited
 
 
 def make_agent(config: RunConfig) -> LearnedJumps:

@@ -122,7 +122,7 @@ def check_short_name(label) -> str:
     found = lookup(label)
     if found is not None:
         raise ValueError(
-            f"agent name {label!r} is the registered method {found[0].usage!r}; your results "
+            f"agent name {label!r} is a registered agent's name ({found[0].usage}); your results "
             f"would be mistaken for its results: choose another name, e.g. --name my-{label}"
         )
     return label

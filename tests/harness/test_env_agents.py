@@ -112,8 +112,8 @@ def test_a_short_name_does_not_change_the_checkpoint(harness_env):
 
 @pytest.mark.parametrize(
     "name, says",
-    [("uniform", "registered method"), ("adaframe-10", "registered method"),
-     ("avgpool-u5", "registered method"), ("my/agent", "a short name is"),
+    [("uniform", "a registered agent"), ("adaframe-10", "a registered agent"),
+     ("avgpool-u5", "a registered agent"), ("my/agent", "a short name is"),
      ("a b", "a short name is"), (".hidden", "a short name is"), ("x" * 49, "a short name is"),
      ("mine.py", "a short name is")],
 )  # fmt: skip
@@ -134,7 +134,7 @@ def test_an_agents_own_colliding_name_and_a_name_for_a_registered_agent_are_refu
 ):
     cache, out = harness_env
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    with pytest.raises(ValueError, match="'uniform' is the registered method"):
+    with pytest.raises(ValueError, match="'uniform' is a registered agent"):
         run_agent("test_env_agents:named_uniform", str(cache), run_cfg(epochs=None), out)
     (row,) = run_agent(
         "test_env_agents:named_uniform", str(cache), run_cfg(epochs=None), out, label="u2"

@@ -5,6 +5,7 @@
     adaframe run --agent sb3-ppo --budget 10 --epochs 4 --seed 0
     adaframe run --agent fastforward --seeds 0,1,2       # mean +- std over seeds
     adaframe run --agent examples/custom_agent.py:make_agent --dataset tiny
+    adaframe run --agent examples/env_agent.py:make_agent --name stride --dataset tiny
     torchrun --standalone --nproc_per_node 2 benchmarks/run.py --agent adaframe-10 --lazy
 
 Results: ``OUT/<dataset>/<run>.json`` (+ ``<run>.videos.json``), and the plots of
@@ -117,6 +118,9 @@ def main(argv=None, prog: str = "adaframe run") -> int:
     )
     p.add_argument("--agent", help="agent name (see --list) or package.module:factory")
     p.add_argument("--list", action="store_true", help="list the agents and exit")
+    p.add_argument("--name", help="a short name for your own agent (--agent FILE.py:factory) in "
+                   "the table, the result files and the plots (default: the agent's name "
+                   "attribute, else the import path); letters, digits, - and _")  # fmt: skip
     p.add_argument("--dataset", help="fcvid (default), activitynet, a preset or a PATH.h5")
     p.add_argument("--budget", type=int, default=10, help="K for agents without K in the name")
     p.add_argument("--mu", type=parse_mu, default=(0.7,), help="adaptive-inference thresholds")
@@ -124,10 +128,18 @@ def main(argv=None, prog: str = "adaframe run") -> int:
                    help="most gradient updates of a learned method (default: the method's); "
                    "any schedule option given is part of the run's file name (-updates2000), "
                    "so it never replaces a default run's result")  # fmt: skip
-    p.add_argument("--eval-every", type=parse_schedule, default=None,
-                   help="updates between val evaluations (the best-val weights are kept)")
-    p.add_argument("--patience", type=lambda t: parse_schedule(t, 0), default=None,
-                   help="stop after this many val evaluations without a new best (0: never)")
+    p.add_argument(
+        "--eval-every",
+        type=parse_schedule,
+        default=None,
+        help="updates between val evaluations (the best-val weights are kept)",
+    )
+    p.add_argument(
+        "--patience",
+        type=lambda t: parse_schedule(t, 0),
+        default=None,
+        help="stop after this many val evaluations without a new best (0: never)",
+    )
     p.add_argument("--epochs", type=parse_schedule, default=None,
                    help="instead of --updates: exactly this many passes over the train split, "
                    "no early stop, the last weights kept (the schedule of earlier versions)")  # fmt: skip
@@ -185,7 +197,7 @@ def _run(args, settings, device: str, prog: str) -> int:
     for seed in args.seeds or [args.seed]:
         try:
             rows += run_agent(args.agent, args.dataset, dataclasses.replace(config, seed=seed),
-                              args.out, args.checkpoints, args.split)  # fmt: skip
+                              args.out, args.checkpoints, args.split, args.name)  # fmt: skip
         except (ValueError, OSError, ImportError, AttributeError) as e:  # CacheError: ValueError
             rank = f" (rank {distributed.rank()})" if distributed.is_distributed() else ""
             print(f"{prog}{rank}: {e}", file=sys.stderr)

@@ -6,7 +6,8 @@ a package exposes through the entry-point group ``adaframe_gym.agents``
 in their ``families.py`` exactly as a third-party package would. ``adaframe run --list`` shows
 them all (docs/harness.md describes each). Besides the names, ``package.module:factory`` or
 ``path/to/file.py:factory`` is a user's agent: ``factory(config)`` returns an object following
-:mod:`adaframe_env.protocol`.
+:mod:`adaframe_env.protocol`. A user's agent is shown under a short name (:func:`short_name`)
+when it sets one (a ``name`` attribute, or ``--name``), else under its import path.
 
 In one process, :func:`register` adds a family without packaging it.
 """
@@ -66,7 +67,6 @@ def lookup(name: str) -> tuple[AgentFamily, re.Match] | None:
     return None
 
 
-
 def load_factory(spec: str) -> Callable:
     """``package.module:factory`` or ``path/to/file.py:factory`` -> the factory object."""
     target, _, attr = spec.rpartition(":")
@@ -103,12 +103,51 @@ def name_fixes_budget(name: str) -> bool:
     return found is not None and budget_in_name(found[1])
 
 
-def make_agent(name: str, config: RunConfig | None = None):
-    """Build the agent called ``name`` (see the module docstring) and set its ``name``."""
+#: a short name: a file-name token (it starts the result files' names), so no ``/``, ``:``,
+#: spaces or dots (``run_name`` drops a ``.py``; a leading ``.`` would hide the file)
+SHORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
+
+
+def check_short_name(label) -> str:
+    """``label`` if it can name a user's agent in the table, the result files and the plots;
+    else a one-line ``ValueError`` naming the fix. Refused: anything but 1-48 letters, digits,
+    ``-`` and ``_`` (starting with a letter or digit), and a name a registered family matches
+    (``uniform``, ``adaframe-10``): its results would be taken for that method's and share
+    its result files."""
+    if not isinstance(label, str) or not SHORT_NAME.fullmatch(label):
+        raise ValueError(
+            f"agent name {label!r}: a short name is 1-48 letters, digits, '-' or '_', starting "
+            "with a letter or digit (it is part of the result files' names); e.g. --name my-agent"
+        )
+    found = lookup(label)
+    if found is not None:
+        raise ValueError(
+            f"agent name {label!r} is a registered agent's name ({found[0].usage}); your results "
+            f"would be mistaken for its results: choose another name, e.g. --name my-{label}"
+        )
+    return label
+
+
+def make_agent(name: str, config: RunConfig | None = None, label: str | None = None):
+    """Build the agent called ``name`` (see the module docstring) and set its ``name``.
+
+    ``name`` becomes the agent's ``name`` for a registered agent. For a user's agent (an import
+    path) it is ``label`` (``--name``) if given, else the agent's own non-empty ``name``
+    attribute, else the import path; a short name is checked by :func:`check_short_name`.
+    A ``label`` for a registered agent is refused: a registered method keeps its name."""
     config = config or RunConfig()
     if is_import_path(name):
         agent = load_factory(name)(config)
+        label = label or getattr(agent, "name", "") or name
+        if label != name:
+            check_short_name(label)
+        name = label
     else:
+        if label is not None and label != name:
+            raise ValueError(
+                f"--name {label}: only your own agent (--agent path/file.py:factory) takes a "
+                f"short name; the registered agent {name!r} keeps its name"
+            )
         found = lookup(name)
         if found is None:
             raise ValueError(

@@ -144,8 +144,14 @@ class CheckpointWarning(UserWarning):
 
 
 # --------------------------------------------------------------------------- the run
-def fit_or_load(agent, store, config: RunConfig, fp: str, checkpoints: Path | None):
+def fit_or_load(agent, store, config: RunConfig, fp: str, checkpoints: Path | None,
+                key_name: str | None = None):  # fmt: skip
     """Train ``agent`` or load its cached checkpoint. Returns (cached, fit_seconds, dir).
+
+    ``key_name``: the agent name in the checkpoint's key (default ``agent.name``). The harness
+    passes ``--agent`` as given, so a user's short name (``--name``) labels the results but
+    never selects the checkpoint: renaming an agent reuses its training, and two agents
+    given one short name do not share one.
 
     The checkpoint folder is a cache (docs/reliability.md, "Checkpoints and models"): a folder
     whose DONE.json is missing, damaged or records another key, or whose ``agent.load`` fails,
@@ -166,7 +172,7 @@ def fit_or_load(agent, store, config: RunConfig, fp: str, checkpoints: Path | No
         return False, time.perf_counter() - t0, None
     root = Path(checkpoints) if checkpoints else cache_dir() / "checkpoints"
     hp = agent.hparams() if hasattr(agent, "hparams") else {}
-    ckpt, key = checkpoint_dir(root, agent.name, hp, config, fp)
+    ckpt, key = checkpoint_dir(root, key_name or agent.name, hp, config, fp)
     unusable = None  # the identity of a folder found damaged or stale (to be replaced)
     hit = False
     if distributed.is_main():
@@ -236,8 +242,6 @@ def _load_failure(e: Exception, ckpt: Path) -> str:
 def _identity(path: Path) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_dev, st.st_ino
-
-
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -410,13 +414,22 @@ def run_agent(
     out: str | os.PathLike = "results",
     checkpoints: str | os.PathLike | None = None,
     split: str = "test",
+    label: str | None = None,
 ) -> list[dict]:
     """Run one agent end to end and write ``out/<dataset>/<run>.json`` (+ ``.videos.json``).
+
+    ``label``: a short name for a user's agent (``--name``; default: the agent's ``name``
+    attribute, else ``name``), used by the table, the result files (``<label>-k5-seed0.json``)
+    and the plots; the row's ``agent_spec`` keeps ``name`` as given, and the checkpoint is
+    keyed by it (:func:`fit_or_load`). Refused for registered agents and checked by
+    :func:`~adaframe_env.harness.registry.check_short_name`.
 
     Under ``torchrun``: see the module docstring (ranks other than 0 return ``[]``)."""
     config = config or RunConfig()
     config.check_device()  # a CUDA device on a machine without one: before anything runs
-    agent = make_agent(name, config)  # a wrong name or setting fails before any data is made
+    # a wrong name, short name or setting fails before any data is made
+    agent = make_agent(name, config, label)
+    shown = label or getattr(agent, "name", "") or name  # what the table, files and plots say
     if distributed.is_distributed() and not getattr(agent, "distributed", False):
         raise ValueError(
             f"{name} trains in one process: run it without torchrun (agents that declare "
@@ -439,7 +452,7 @@ def run_agent(
         )
     agent.setup(store, config) if hasattr(agent, "setup") else None
     fp = fingerprint(path)
-    cached, fit_seconds, ckpt = fit_or_load(agent, store, config, fp, checkpoints)
+    cached, fit_seconds, ckpt = fit_or_load(agent, store, config, fp, checkpoints, name)
     if not distributed.is_main():
         return []  # rank 0 evaluates and writes the results
     videos = store.videos(split)
@@ -452,11 +465,11 @@ def run_agent(
     for mu in mus:
         results, seconds = evaluate(agent, store, videos, config, mu)
         metrics, records = summarize(store, videos, results, seconds)
-        run = run_name(name, config.budget, mu, config.seed, name_has_k, config.settings, split,
+        run = run_name(shown, config.budget, mu, config.seed, name_has_k, config.settings, split,
                        config.schedule())  # fmt: skip
         params = agent.num_parameters() if hasattr(agent, "num_parameters") else 0
         row = {
-            "agent": name, "settings": dict(config.settings), "dataset": ds,
+            "agent": shown, "agent_spec": name, "settings": dict(config.settings), "dataset": ds,
             "budget": config.budget, "mu": mu, **metrics,
             "params": int(params), "seed": config.seed, "config": config.as_dict(),
             "git_commit": git_commit(), "run": run,

@@ -254,29 +254,36 @@ class FrameExitAgent(TorchAgent):
 
     # ---------------------------------------------------------------- training
     def fit(self, store, train_videos, config: RunConfig) -> None:
-        s, rng = self.settings, np.random.default_rng(config.seed)
-        torch.manual_seed(config.seed)
+        """Stage 1 (:meth:`fit_classifier`), then stage 2 (:meth:`fit_gates`)."""
+        self.fit_classifier(store, train_videos, config)
+        self.fit_gates(store, train_videos, config)
+
+    def _train_data(self, store, train_videos):
         train_videos = np.asarray(train_videos)
         if len(train_videos) == 0:
             raise ValueError("frameexit: no train videos to fit on")
-        self.buffers = {k: v for k, v in standardization(store, train_videos, rng).items()
-                        if k in ("mean", "std")}  # fmt: skip
         x, pbar, _ = self._inputs(store, train_videos)
-        y = self._labels(store, train_videos)
         val = store.videos("val")
         xv, pv, _ = self._inputs(store, val) if len(val) else (None, None, None)
-        yv = self._labels(store, val)
-        batch = min(s.batch_size, len(train_videos))
-        per_epoch = math.ceil(len(train_videos) / batch)
-        net = self.model
+        batch = min(self.settings.batch_size, len(train_videos))
+        return (x, pbar, self._labels(store, train_videos), val, xv, pv,
+                self._labels(store, val), batch, math.ceil(len(train_videos) / batch))  # fmt: skip
 
-        # stage 1: the classifier, cross-entropy at every step
+    def fit_classifier(self, store, train_videos, config: RunConfig) -> None:
+        """Stage 1: the embedding and the classifier, cross-entropy at every step; keeps the
+        weights of the best mean-over-steps val mAP."""
+        s, rng = self.settings, np.random.default_rng([config.seed, 1])
+        torch.manual_seed(config.seed)
+        self.buffers = {k: v for k, v in standardization(store, np.asarray(train_videos),
+                        rng).items() if k in ("mean", "std")}  # fmt: skip
+        x, pbar, y, val, xv, pv, _, batch, per_epoch = self._train_data(store, train_videos)
+        net = self.model
         opt = torch.optim.Adam([*net.embed.parameters(), *net.classifier.parameters()],
                                lr=s.lr, weight_decay=s.weight_decay)  # fmt: skip
 
-        def classifier_update() -> dict[str, float]:
+        def one_update() -> dict[str, float]:
             net.train()
-            idx = torch.from_numpy(rng.choice(len(train_videos), batch, replace=False))
+            idx = torch.from_numpy(rng.choice(len(y), batch, replace=False))
             logits, _ = net.classify(x[idx], pbar[idx])
             ce = self._step_ce(logits, y[idx])
             loss = ce.mean()
@@ -286,7 +293,7 @@ class FrameExitAgent(TorchAgent):
             return {"loss": loss.item(), "ce_first": ce[:, 0].mean().item(),
                     "ce_last": ce[:, -1].mean().item()}  # fmt: skip
 
-        def classifier_val() -> float:
+        def val_map() -> float:
             if xv is None:
                 return math.nan
             with torch.no_grad():
@@ -298,11 +305,26 @@ class FrameExitAgent(TorchAgent):
 
         schedule = resolve_schedule(Schedule(s.updates, s.eval_every, s.patience), config,
                                     updates_per_epoch=per_epoch)  # fmt: skip
-        self.log = train_on_schedule(schedule, classifier_update, classifier_val, net,
+        self.log = train_on_schedule(schedule, one_update, val_map, net,
                                      desc=f"train {self.name} classifier",
                                      progress=config.progress)  # fmt: skip
+        net.eval()
 
-        # stage 2: the gates on pseudo labels of the frozen classifier
+    def fit_gates(self, store, train_videos, config: RunConfig) -> None:
+        """Stage 2: the gates, on the pseudo labels ``1[CE_t < beta]`` of the frozen
+        classifier (computed once, without dropout); keeps the weights of the best val BCE.
+        Its own random stream, so that gates for another ``beta`` can be refit alone."""
+        s, rng = self.settings, np.random.default_rng([config.seed, 2])
+        torch.manual_seed(config.seed + 1)
+        net = self.model
+        if self.k == 1:  # no gate: the only step exits
+            self.gate_log = None
+            return
+        for gate in net.gates:  # a refit starts from fresh gates
+            for m in gate:
+                if isinstance(m, nn.Linear):
+                    m.reset_parameters()
+        x, pbar, y, _, xv, pv, yv, batch, per_epoch = self._train_data(store, train_videos)
         net.eval()
         with torch.no_grad():
             logits, z = net.classify(x, pbar)
@@ -310,22 +332,19 @@ class FrameExitAgent(TorchAgent):
             if xv is not None:
                 logits_v, z_v = net.classify(xv, pv)
                 target_v = (self._step_ce(logits_v, yv) < s.beta).float()[:, :-1]
-        if self.k == 1:  # no gate: the only step exits
-            self.gate_log = None
-            return
-        gate_opt = torch.optim.Adam(net.gates.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        opt = torch.optim.Adam(net.gates.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         bce = nn.functional.binary_cross_entropy_with_logits
 
-        def gate_update() -> dict[str, float]:
+        def one_update() -> dict[str, float]:
             net.train()
-            idx = torch.from_numpy(rng.choice(len(train_videos), batch, replace=False))
+            idx = torch.from_numpy(rng.choice(len(y), batch, replace=False))
             loss = bce(net.gate_logits(z[idx], logits[idx]), target[idx])
-            gate_opt.zero_grad()
+            opt.zero_grad()
             loss.backward()
-            gate_opt.step()
+            opt.step()
             return {"gate_bce": loss.item(), "exit_label_share": target[idx].mean().item()}
 
-        def gate_val() -> float:  # higher is better: minus the val BCE
+        def val_score() -> float:  # higher is better: minus the val BCE
             if xv is None:
                 return math.nan
             with torch.no_grad():
@@ -334,7 +353,7 @@ class FrameExitAgent(TorchAgent):
 
         schedule = resolve_schedule(Schedule(s.gate_updates, s.eval_every, s.patience), config,
                                     updates_per_epoch=per_epoch)  # fmt: skip
-        self.gate_log = train_on_schedule(schedule, gate_update, gate_val, net,
+        self.gate_log = train_on_schedule(schedule, one_update, val_score, net,
                                           desc=f"train {self.name} gates",
                                           progress=config.progress)  # fmt: skip
         net.eval()

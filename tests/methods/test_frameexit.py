@@ -61,19 +61,26 @@ def test_beta_trades_frames_for_confidence(store, single_torch_thread):
     assert ((1 <= steps_strict) & (steps_strict <= K)).all()
 
 
-def test_beats_random_and_is_charged_by_the_cost_rule(harness_env, single_torch_thread):
+def test_beats_random_at_the_same_budget(harness_env, single_torch_thread):
     cache, out = harness_env
     (row,) = run_agent(f"frameexit-{K}", str(cache), run_cfg(budget=K, **SHORT), out)
     (rand,) = run_agent("random", str(cache), run_cfg(budget=K), out)
     assert row["map"] > rand["map"], (row["map"], rand["map"])
     assert row["frames_mean"] <= K and rand["frames_mean"] <= K
 
+
+def test_gflops_follow_the_cost_rule(harness_env, single_torch_thread):
+    # a strict beta, so that videos exit at the first step, in between and at step K
+    cache, out = harness_env
+    cfg = run_cfg(budget=K, settings={"beta": "0.05"}, **SHORT)
+    (row,) = run_agent(f"frameexit-{K}", str(cache), cfg, out)
     store = FeatureStore(cache)
-    agent = make_agent(f"frameexit-{K}", run_cfg(budget=K))
-    agent.setup(store, run_cfg(budget=K))
+    agent = make_agent(f"frameexit-{K}", cfg)
+    agent.setup(store, cfg)
     step, gate = agent.model.step_gflops(), agent.model.gate_gflops()
     assert step > 0 and gate > 0
     records = json.loads(Path(row["json_path"]).with_name(row["records"]).read_text())
+    assert len({r["exit_step"] for r in records}) > 1 and K in {r["exit_step"] for r in records}
     length = dict(zip(store.video_id, store.length, strict=True))
     for r in records:
         n = r["exit_step"]

@@ -30,6 +30,12 @@ def _glimpse(m, config):
     return FastForwardAgent(k, global_memory=g, settings=config.settings)
 
 
+def _frameexit(m, config):
+    from agents.frameexit import FrameExitAgent
+
+    return FrameExitAgent(k_or_budget(m, config), settings=config.settings)
+
+
 def _sb3(m, config):
     from agents.sb3_agents import SB3Agent
 
@@ -48,6 +54,9 @@ FAMILIES = [
                 "FrameGlimpse (Gaussian location) / FastForward (jumps from a fixed set), each "
                 "with a learned stop, on AdaFrame's core and trainer; -g adds the memory; K from "
                 "--budget"),
+    AgentFamily(r"frameexit(?:-(?P<k>\d+))?", _frameexit, "frameexit[-K]",
+                "FrameExit (Ghodrati et al. 2021): coarse-to-fine frame order, max-pooled "
+                "features, a learned gate per step exits early (--set beta=...)"),
     AgentFamily(r"sb3-(?P<algo>ppo|sac|recurrentppo)", _sb3, "sb3-{ppo,sac,recurrentppo}",
                 "stable-baselines3 trained on the env (memory features extractor); --model "
                 "PATH.zip evaluates a model trained elsewhere"),

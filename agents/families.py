@@ -30,6 +30,12 @@ def _glimpse(m, config):
     return FastForwardAgent(k, global_memory=g, settings=config.settings)
 
 
+def _arnet(m, config):
+    from agents.arnet import ARNetAgent
+
+    return ARNetAgent(k_from(m), settings=config.settings)
+
+
 def _sb3(m, config):
     from agents.sb3_agents import SB3Agent
 
@@ -48,6 +54,9 @@ FAMILIES = [
                 "FrameGlimpse (Gaussian location) / FastForward (jumps from a fixed set), each "
                 "with a learned stop, on AdaFrame's core and trainer; -g adds the memory; K from "
                 "--budget"),
+    AgentFamily(r"arnet-(?P<k>\d+)", _arnet, "arnet-K",
+                "AR-Net-style: over K uniform frames a light GRU policy chooses skip / light / "
+                "heavy per frame, Gumbel-softmax with a GFLOPs penalty (--set lam=...)"),
     AgentFamily(r"sb3-(?P<algo>ppo|sac|recurrentppo)", _sb3, "sb3-{ppo,sac,recurrentppo}",
                 "stable-baselines3 trained on the env (memory features extractor); --model "
                 "PATH.zip evaluates a model trained elsewhere"),

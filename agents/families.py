@@ -36,6 +36,12 @@ def _frameexit(m, config):
     return FrameExitAgent(k_or_budget(m, config), settings=config.settings)
 
 
+def _arnet(m, config):
+    from agents.arnet import ARNetAgent
+
+    return ARNetAgent(k_from(m), settings=config.settings)
+
+
 def _sb3(m, config):
     from agents.sb3_agents import SB3Agent
 
@@ -57,6 +63,9 @@ FAMILIES = [
     AgentFamily(r"frameexit(?:-(?P<k>\d+))?", _frameexit, "frameexit[-K]",
                 "FrameExit (Ghodrati et al. 2021): coarse-to-fine frame order, max-pooled "
                 "features, a learned gate per step exits early (--set beta=...)"),
+    AgentFamily(r"arnet-(?P<k>\d+)", _arnet, "arnet-K",
+                "AR-Net-style: over K uniform frames a light GRU policy chooses skip / light / "
+                "heavy per frame, Gumbel-softmax with a GFLOPs penalty (--set lam=...)"),
     AgentFamily(r"sb3-(?P<algo>ppo|sac|recurrentppo)", _sb3, "sb3-{ppo,sac,recurrentppo}",
                 "stable-baselines3 trained on the env (memory features extractor); --model "
                 "PATH.zip evaluates a model trained elsewhere"),

@@ -46,7 +46,8 @@ What the paper leaves open, and what we chose:
 - **Sizes and schedule.** The paper: hidden 2048 (FCVID) / 1024 (ActivityNet), SGD momentum 0.9,
   weight decay 1e-4, lr 1e-3 divided by 10 every 40 of 100 epochs, batch 128: about 35,600
   updates on FCVID's 45,611 train videos (``--set hidden=2048 --set optimizer=sgd --set
-  batch_size=128 --updates 35600 --set lr_step=14250``). We use the recurrent core chosen on
+  batch_size=128 --updates 35600 --eval-every 356 --set lr_step=14240``:
+  40 of 100 passes of 356 batches). We use the recurrent core chosen on
   the val split for the LSTM baselines (hidden 256, Adam 1e-3, dropout 0.5) and a schedule
   in updates (:mod:`adaframe_env.protocol.training`), not epochs, so that a small dataset gets
   as many updates as a large one: at most ``updates``, val mAP every ``eval_every``, stop after

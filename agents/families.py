@@ -30,6 +30,12 @@ def _glimpse(m, config):
     return FastForwardAgent(k, global_memory=g, settings=config.settings)
 
 
+def _ocsampler(m, config):
+    from agents.ocsampler import OCSamplerAgent
+
+    return OCSamplerAgent(k_from(m), settings=config.settings)
+
+
 def _sb3(m, config):
     from agents.sb3_agents import SB3Agent
 
@@ -48,6 +54,9 @@ FAMILIES = [
                 "FrameGlimpse (Gaussian location) / FastForward (jumps from a fixed set), each "
                 "with a learned stop, on AdaFrame's core and trainer; -g adds the memory; K from "
                 "--budget"),
+    AgentFamily(r"ocsampler-(?P<k>\d+)", _ocsampler, "ocsampler-K",
+                "OCSampler: light model on N uniform frames, a scorer picks K of them in one step "
+                "for the heavy recognizer; one-step REINFORCE against K uniform frames"),
     AgentFamily(r"sb3-(?P<algo>ppo|sac|recurrentppo)", _sb3, "sb3-{ppo,sac,recurrentppo}",
                 "stable-baselines3 trained on the env (memory features extractor); --model "
                 "PATH.zip evaluates a model trained elsewhere"),

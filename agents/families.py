@@ -42,6 +42,12 @@ def _arnet(m, config):
     return ARNetAgent(k_from(m), settings=config.settings)
 
 
+def _ocsampler(m, config):
+    from agents.ocsampler import OCSamplerAgent
+
+    return OCSamplerAgent(k_from(m), settings=config.settings)
+
+
 def _sb3(m, config):
     from agents.sb3_agents import SB3Agent
 
@@ -66,6 +72,9 @@ FAMILIES = [
     AgentFamily(r"arnet-(?P<k>\d+)", _arnet, "arnet-K",
                 "AR-Net-style: over K uniform frames a light GRU policy chooses skip / light / "
                 "heavy per frame, Gumbel-softmax with a GFLOPs penalty (--set lam=...)"),
+    AgentFamily(r"ocsampler-(?P<k>\d+)", _ocsampler, "ocsampler-K",
+                "OCSampler: light model on N uniform frames, a scorer picks K of them in one step "
+                "for the heavy recognizer; one-step REINFORCE against K uniform frames"),
     AgentFamily(r"sb3-(?P<algo>ppo|sac|recurrentppo)", _sb3, "sb3-{ppo,sac,recurrentppo}",
                 "stable-baselines3 trained on the env (memory features extractor); --model "
                 "PATH.zip evaluates a model trained elsewhere"),

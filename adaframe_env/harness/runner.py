@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from adaframe_env import distributed
 from adaframe_env.build.proxy import resolve_data
-from adaframe_env.data.atomic import fsync_path, sweep_dead_partials, write_json
+from adaframe_env.data.atomic import atomic_output, fsync_path, sweep_dead_partials, write_json
 from adaframe_env.data.paths import cache_dir
 from adaframe_env.env import open_store
 from adaframe_env.harness.registry import make_agent, name_fixes_budget
@@ -238,8 +238,6 @@ def _identity(path: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-
-
 def _fsync_tree(folder: Path) -> None:
     for dirpath, _, files in os.walk(folder):
         for name in files:
@@ -410,8 +408,12 @@ def run_agent(
     out: str | os.PathLike = "results",
     checkpoints: str | os.PathLike | None = None,
     split: str = "test",
+    save_scores: bool = False,
 ) -> list[dict]:
     """Run one agent end to end and write ``out/<dataset>/<run>.json`` (+ ``.videos.json``).
+
+    ``save_scores``: also write the (videos, C) float32 class scores as ``<run>.scores.npy``
+    (the leaderboard bootstraps mAP over videos from them; row key ``scores``).
 
     Under ``torchrun``: see the module docstring (ranks other than 0 return ``[]``)."""
     config = config or RunConfig()
@@ -474,6 +476,11 @@ def run_agent(
             "light_gflops_per_frame": store.light_gflops_per_frame,
             "records": f"{run}.videos.json", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }  # fmt: skip
+        if save_scores:
+            scores = np.stack([np.asarray(r.scores, np.float32) for r in results])
+            with atomic_output(folder / f"{run}.scores.npy") as tmp, open(tmp, "wb") as fh:
+                np.save(fh, scores)
+            row["scores"] = f"{run}.scores.npy"
         write_json(folder / f"{run}.videos.json", records)
         write_json(folder / f"{run}.json", row)
         row["json_path"] = str(folder / f"{run}.json")

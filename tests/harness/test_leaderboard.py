@@ -25,6 +25,10 @@ def test_weighted_map_is_the_harness_map_of_the_resample():
     assert lb.weighted_map(scores, labels, np.ones((1, 60)))[0] == pytest.approx(
         mean_average_precision(scores, labels)
     )
+    tied = np.round(scores, 0)  # many ties: precision at a threshold counts every tied video
+    assert lb.weighted_map(tied, labels, np.ones((1, 60)))[0] == pytest.approx(
+        mean_average_precision(tied, labels)
+    )
     w = rng.multinomial(60, np.full(60, 1 / 60))  # a bootstrap draw = those videos repeated
     rows = np.repeat(np.arange(60), w)
     assert lb.weighted_map(scores, labels, w[None])[0] == pytest.approx(

@@ -225,27 +225,30 @@ def collect(rows_by_entry: list[tuple[Entry, list[dict]]], folder: Path) -> list
 # ------------------------------------------------------------------ the bootstrap
 def weighted_map(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """(B,) mAP of ``scores`` (N, C) under each row of video ``weights`` (B, N): a video of
-    weight w counts as w copies of it (a bootstrap resample). Classes without a positive video
-    of positive weight are left out, as :func:`adaframe_env.metrics.mean_average_precision`
-    does; with unit weights and no tied scores the two agree."""
+    weight w counts as w copies of it (a bootstrap resample). Equal to
+    :func:`adaframe_env.metrics.mean_average_precision` of the resample, ties included
+    (precision at a positive's score counts every video scored at least as high, as
+    scikit-learn's average precision does); classes without a positive of positive weight are
+    left out. Every video is the positive of one class, so the precisions are two (B, N) x
+    (N, N) products: O(B N^2), a second for 1000 replicates of 1500 videos."""
     scores = np.asarray(scores, np.float64)
-    n, c = scores.shape
-    onehot = np.zeros((n, c), bool)
-    onehot[np.arange(n), labels] = True
-    present = onehot.any(0)
-    order = np.argsort(-scores[:, present].T, axis=1, kind="stable")  # (C', N)
-    pos = np.take_along_axis(onehot[:, present].T, order, axis=1)  # (C', N)
-    w = np.asarray(weights, np.float64)[:, order]  # (B, C', N)
-    wp = w * pos
-    tp, seen = np.cumsum(wp, -1), np.cumsum(w, -1)
-    npos = wp.sum(-1)
-    ap = (wp * tp / np.maximum(seen, 1e-12)).sum(-1) / np.maximum(npos, 1e-12)
-    ap = np.where(npos > 0, ap, np.nan)
+    labels = np.asarray(labels)
+    n = len(labels)
+    s = scores[:, labels]  # s[j, p]: video j's score for the class of video p
+    above = (s >= s[np.arange(n), np.arange(n)][None, :]).astype(np.float32)  # (N, N)
+    same = (labels[:, None] == labels[None, :]).astype(np.float32)
+    onehot = (labels[:, None] == np.unique(labels)[None, :]).astype(np.float64)  # (N, C')
+    w = np.asarray(weights, np.float32)
+    seen = (w @ above).astype(np.float64)  # weight scored at least as high as positive p
+    tp = (w @ (above * same)).astype(np.float64)  # of which positives of p's class
+    contrib = w * tp / np.maximum(seen, 1e-12)
+    npos = w.astype(np.float64) @ onehot
+    ap = np.where(npos > 0, (contrib @ onehot) / np.maximum(npos, 1e-12), np.nan)
     return np.nanmean(ap, axis=1)
 
 
 def bootstrap_map(scores: list[np.ndarray], labels: np.ndarray, reps: int = 1000,
-                  seed: int = 0, chunk: int = 25) -> np.ndarray:  # fmt: skip
+                  seed: int = 0, chunk: int = 250) -> np.ndarray:  # fmt: skip
     """(reps,) replicates of the mean-over-seeds mAP: each draws the N videos and the S seeds
     with replacement (point 4 of the module docstring). The video draws depend only on
     ``seed``, N and ``reps``, so every point of a dataset sees the same ones (paired)."""

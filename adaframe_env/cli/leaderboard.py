@@ -13,7 +13,7 @@ reused, trained checkpoints too, so a killed leaderboard resumes. A method whose
 registry does not know is skipped with one line.
 
 The budget rule: at budget B (GFLOPs per video), a method's cell is its configuration with the
-best mean mAP among those whose mean GFLOPs are at most B. CI: 95% percentile bootstrap over
+best mean mAP among those whose mean GFLOPs are at most B. CI: 95% bias-shifted percentile bootstrap over
 seeds x test videos. Aggregate: IQM over seeds x datasets of (mAP - random) / (avgpool-all -
 random) at the same budget, with rliable's stratified bootstrap CI.
 

@@ -18,6 +18,12 @@ def _scsampler(m, config):
     return SCSamplerAgent(k_from(m))
 
 
+def _mgsampler(m, config):
+    from baselines.mgsampler import MGSamplerAgent
+
+    return MGSamplerAgent(k_from(m))
+
+
 def _oracle(m, config):
     from baselines.oracle import OracleAgent
 
@@ -37,6 +43,9 @@ FAMILIES = [
     AgentFamily(r"scsampler-(?P<k>\d+)", _scsampler, "scsampler-K",
                 "SCSampling: light model on every frame, its K most confident frames through the "
                 "heavy model (cost counts the light model on all frames)"),
+    AgentFamily(r"mgsampler-(?P<k>\d+)", _mgsampler, "mgsampler-K",
+                "MGSampler-style: K frames evenly spaced over the cumulative motion of the light "
+                "features (cost counts the light model on all frames)"),
     AgentFamily(r"oracle(?:-(?P<k>\d+))?", _oracle, "oracle[-K]",
                 "bound: K frames from the ground-truth relevant half (synthetic caches only; "
                 "a bound, not a competitor)"),

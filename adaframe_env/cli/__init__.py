@@ -21,6 +21,10 @@ from adaframe_env.cli import data
 COMMANDS = {
     "run": ("adaframe_env.cli.run", "benchmark an agent: train or reuse, evaluate, write results"),
     "paper": ("adaframe_env.cli.paper", "the paper's tables and figures on a cache"),
+    "leaderboard": (
+        "adaframe_env.cli.leaderboard",
+        "every method by mAP vs GFLOPs over seeds and datasets, with CIs",
+    ),
     "plot": ("adaframe_env.cli.plot", "redraw the plots of a results folder"),
     "throughput": ("adaframe_env.cli.throughput", "env-steps per second against CartPole"),
 }

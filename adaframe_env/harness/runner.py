@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from adaframe_env import distributed
 from adaframe_env.build.proxy import resolve_data
-from adaframe_env.data.atomic import fsync_path, sweep_dead_partials, write_json
+from adaframe_env.data.atomic import atomic_output, fsync_path, sweep_dead_partials, write_json
 from adaframe_env.data.paths import cache_dir
 from adaframe_env.env import open_store
 from adaframe_env.harness.registry import make_agent, name_fixes_budget
@@ -415,6 +415,7 @@ def run_agent(
     checkpoints: str | os.PathLike | None = None,
     split: str = "test",
     label: str | None = None,
+    save_scores: bool = False,
 ) -> list[dict]:
     """Run one agent end to end and write ``out/<dataset>/<run>.json`` (+ ``.videos.json``).
 
@@ -423,6 +424,9 @@ def run_agent(
     and the plots; the row's ``agent_spec`` keeps ``name`` as given, and the checkpoint is
     keyed by it (:func:`fit_or_load`). Refused for registered agents and checked by
     :func:`~adaframe_env.harness.registry.check_short_name`.
+
+    ``save_scores``: also write the (videos, C) float32 class scores as ``<run>.scores.npy``
+    (the leaderboard bootstraps mAP over videos from them; row key ``scores``).
 
     Under ``torchrun``: see the module docstring (ranks other than 0 return ``[]``)."""
     config = config or RunConfig()
@@ -487,6 +491,11 @@ def run_agent(
             "light_gflops_per_frame": store.light_gflops_per_frame,
             "records": f"{run}.videos.json", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }  # fmt: skip
+        if save_scores:
+            scores = np.stack([np.asarray(r.scores, np.float32) for r in results])
+            with atomic_output(folder / f"{run}.scores.npy") as tmp, open(tmp, "wb") as fh:
+                np.save(fh, scores)
+            row["scores"] = f"{run}.scores.npy"
         write_json(folder / f"{run}.videos.json", records)
         write_json(folder / f"{run}.json", row)
         row["json_path"] = str(folder / f"{run}.json")

@@ -17,11 +17,11 @@ Every cell is one run of the harness (``adaframe run``): the result files land i
 recomputes them; checkpoints are still reused). With ``--seeds``, every row is the mean +- std
 over the seeds (population std); the paper reports single runs.
 
-``--quick`` is a subset for newcomers (3.5 min of cells on 2 cores, plus 1 min to build the
-fcvid proxy on first use): Table 1's training-free rows,
-LSTM(-G) at U10, AdaFrame-3/5/10 over mu and the AdaFrame variant at K = 10, FrameGlimpse and
-FastForward, and Fig. 3/4/5/7/8. The full run adds the other LSTM cells (the slowest:
-``lstm-all`` and ``lstm-g-all``), AdaFrame-8, the variant at K = 5, the -G competitors and the
+``--quick`` is a subset for newcomers (about 12 min of cells on a 2-core machine shared with
+other jobs, measured with the schedules of docs/schedules.md, plus 1 min to build the fcvid
+proxy on first use): Table 1's training-free rows, LSTM(-G) at U10, AdaFrame-5/10 over mu and
+the AdaFrame variant at K = 10, FrameGlimpse and FastForward, and Fig. 3/4/5/7/8. The full run
+adds the other LSTM cells (the slowest: ``lstm-all`` and ``lstm-g-all``), AdaFrame-3 and -8, the variant at K = 5, the -G competitors and the
 ablations of Tables 4 and 5. Cells left out print "not run". Table 1's columns are the
 paper's (R/U: random/uniform frames, K + Delta for the baselines); AdaFrame gets its own
 columns, K = 5 / 8 / 10 (compared, as in the paper, with the baselines' 8 / 10 / 25 frames),
@@ -108,7 +108,7 @@ def plan(quick: bool, synthetic: bool) -> list[Cell]:
     t1 = ["avgpool", "avgpool-g", "scsampler"] + (["oracle"] if synthetic else [])
     cells = [Cell(name) for m in t1 for s in SETTINGS if (name := agent_name(m, s))]
     cells += [Cell(f"avgpool-u{k}") for k in (3, 5)]  # Fig. 3's low-budget end
-    adaptive = [3, 5, 10] + ([] if quick else [8])
+    adaptive = [5, 10] + ([] if quick else [3, 8])
     cells += [Cell(f"adaframe-{k}", mu=MUS) for k in adaptive]
     cells += [Cell(f"adaframe-{k}", VARIANT, MUS) for k in ([10] if quick else [5, 10])]
     cells += [Cell(name) for name in ("frameglimpse", "fastforward")]

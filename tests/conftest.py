@@ -2,8 +2,11 @@
 small synthetic feature caches made once per test session, and the environment that points
 the code at them.
 
-- ``tiny_cache``: path of a valid, *fitted* cache of the ``tiny`` preset (seed 0). Read-only:
-  tests that mutate it take a copy with ``make_cache_copy`` first.
+- ``tiny_cache``: path of a valid, *fitted* cache of the ``tiny`` preset (seed 0), with its
+  logits stored (as in every v2 cache). Read-only: tests that mutate it take a copy with
+  ``make_cache_copy`` first.
+- ``tiny_cache_computed``: the same file without stored logits (what ``adaframe synth``
+  writes, schema v3): the store computes them from the heads.
 - ``tiny_cache_unfitted``: the same data without recognizer logits (what ``fit-recognizer``
   consumes).
 - ``make_cache_copy(name="copy.h5", source=None)``: a writable copy in the test's ``tmp_path``.
@@ -61,9 +64,22 @@ def tiny_cache(tmp_path_factory) -> Path:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        synthesize(path, preset("tiny", seed=0), progress=False)
+        synthesize(path, preset("tiny", seed=0), progress=False, store_logits=True)
     finally:
         torch.set_num_threads(before)
+    path.chmod(0o444)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_cache_computed(tmp_path_factory, tiny_cache) -> Path:
+    """``tiny_cache`` as ``adaframe synth`` writes it (schema v3): the same file without the
+    stored logits, which the store then computes from the heads. Read-only."""
+    path = tmp_path_factory.mktemp("tiny_cache_computed") / "tiny-computed.h5"
+    shutil.copyfile(tiny_cache, path)
+    path.chmod(0o644)
+    with h5py.File(path, "r+") as f:
+        del f["frames/logits"], f["frames/light_logits"]
     path.chmod(0o444)
     return path
 

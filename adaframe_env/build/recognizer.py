@@ -294,12 +294,10 @@ def fit_recognizer_file(
     )
     with h5py.File(path, "r") as f:
         arrays = {name: f[name][:] for name in names}
+        stored = "frames/logits" in f  # keep storing them (v1/v2), else computed (v3)
     report = fit_and_attach(arrays, seed=seed, progress=progress)
-    new = {
-        k: v
-        for k, v in arrays.items()
-        if k.startswith(("recognizer/", "frames/logits", "frames/light_logits"))
-    }
+    kept = ("recognizer/", "frames/logits", "frames/light_logits") if stored else ("recognizer/",)
+    new = {k: v for k, v in arrays.items() if k.startswith(kept)}
     with atomic_output(path, copy_from=path) as tmp:
         with h5py.File(tmp, "r+") as f:
             write_datasets(f, new, progress)

@@ -342,8 +342,13 @@ def synthesize(
     config: SynthConfig,
     progress: bool = True,
     fit_recognizer: bool = True,
+    store_logits: bool = False,
 ) -> Path:
-    """Generate ``config``, fit the recognizer heads and write the cache to ``dest`` atomically."""
+    """Generate ``config``, fit the recognizer heads and write the cache to ``dest`` atomically.
+
+    The logits are not stored (schema v3): the store computes them from the heads.
+    ``store_logits=True`` stores them too, as a v2 cache does (the tests that edit stored
+    logits, and the check that computed equals stored, use it)."""
     from adaframe_env.build.recognizer import fit_and_attach
     from adaframe_env.data.writer import write_cache
 
@@ -352,5 +357,7 @@ def synthesize(
     if fit_recognizer:
         report = fit_and_attach(arrays, seed=config.seed, progress=progress)
         attrs.update(report.as_attrs())
+        if not store_logits:
+            del arrays["frames/logits"], arrays["frames/light_logits"]
     write_cache(dest, arrays, attrs, generator=config.as_json(), progress=progress)
     return Path(dest)

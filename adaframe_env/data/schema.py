@@ -1,4 +1,4 @@
-"""Feature-cache schema v2 and its validator.
+"""Feature-cache schema v3 and its validator.
 
 One HDF5 file per dataset, flat and ragged so that a batch of lookups is one fancy-index
 (docs/design.md section 1). ``N`` videos, ``F`` frames in all, ``C`` classes:
@@ -8,8 +8,8 @@ path                        shape, dtype        meaning
 ==========================  ==================  ===============================================
 ``frames/features``         (F, D) float16      heavy backbone feature of each frame
 ``frames/light``            (F, Dl) float16     light backbone feature of each frame
-``frames/logits``           (F, C) float16      heavy recognizer logits, out-of-fold on train
-``frames/light_logits``     (F, C) float16      light recognizer logits, out-of-fold on train
+``frames/logits``           (F, C) float16      optional (v3): heavy recognizer logits, out-of-fold
+``frames/light_logits``     (F, C) float16      optional (v3): light recognizer logits, out-of-fold
 ``frames/relevance``        (F,) float16        synthetic only: ground truth in [0, 1]
 ``videos/offset``           (N,) int64          first row of each video
 ``videos/length``           (N,) int32          frames of each video (>= 1)
@@ -28,6 +28,16 @@ stacked over folds), so it never saw that video. Scores on train are then as hon
 and a reward computed from them on train says which frames help instead of being saturated by
 a head that memorized the video. Schema v1 stored in-sample train logits; a v1 cache is refused
 with the command that upgrades it in place (``adaframe fit-recognizer FILE``).
+
+Schema v3 makes the stored logits optional. A frame's logits are its stored feature through the
+stored linear head (its fold's head for a train video, the full head otherwise), so the
+:class:`~adaframe_env.data.store.FeatureStore` computes them for the frames it serves: at the
+datasets' real sizes (FCVID: ~10M frames x 239 classes) the two logit arrays would take more
+disk than the features they are computed from. A v3 cache with a fitted recognizer therefore
+needs the heads (``recognizer/{heavy,light}_{weight,bias,fold_weight,fold_bias}``) or both
+logit arrays; when the logits are stored (every v2 cache; a v3 cache may store them too) they
+are served as stored. A v2 cache is read unchanged.
+
 Root attributes: ``schema_version``, ``dataset``, ``fps``, ``backbone``, ``light_backbone``,
 ``gflops_per_frame``, ``light_gflops_per_frame``, ``synthetic`` and, when synthetic, ``generator``
 (the generator's parameters as JSON).
@@ -53,7 +63,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SPLITS = {"train": 0, "val": 1, "test": 2}
 SPLIT_NAMES = {v: k for k, v in SPLITS.items()}
 
@@ -84,6 +94,11 @@ RECOGNIZER = {
     "frames/light_logits": (np.float16, 2),
 }
 OPTIONAL = {"frames/relevance": (np.float16, 1)}
+#: the linear heads, per view: ``logits = x @ weight.T + bias`` (see :func:`head_shapes`)
+HEAD_PARTS = ("weight", "bias", "fold_weight", "fold_bias")
+HEADS = tuple(f"recognizer/{view}_{part}" for view in ("heavy", "light") for part in HEAD_PARTS)
+#: first schema version whose logits may be computed from the heads instead of stored
+COMPUTED_LOGITS_VERSION = 3
 FOLD = ("recognizer/fold", np.int8, 1)
 
 # Rows scanned at a time for NaN/inf, so validating a file larger than RAM stays cheap.
@@ -118,6 +133,7 @@ class CacheSummary:
     has_recognizer: bool
     has_relevance: bool
     attrs: dict
+    has_logits: bool = True  # the logits are stored (else the store computes them from the heads)
 
 
 def validate_staged(tmp: str | os.PathLike, dest: str | os.PathLike, **kwargs) -> CacheSummary:
@@ -199,26 +215,38 @@ def _validate_open(
     path: Path, f: h5py.File, require_recognizer: bool, accept_v1: bool, scan: bool = True
 ) -> CacheSummary:
     attrs = _check_attrs(path, f, accept_v1)
-    expected = dict(REQUIRED)
-    if require_recognizer:
-        expected.update(RECOGNIZER)
-    for name, (dtype, rank) in expected.items():
+    version = attrs["schema_version"]
+    for name, (dtype, rank) in REQUIRED.items():
         _check_dataset(path, f, name, dtype, rank)
-    has_recognizer = all(name in f for name in RECOGNIZER)
-    if has_recognizer and not require_recognizer:
+    has_logits = all(name in f for name in RECOGNIZER)
+    has_heads = all(name in f for name in HEADS)
+    computable = version >= COMPUTED_LOGITS_VERSION and has_heads
+    if require_recognizer and not has_logits and not computable:
+        if version >= COMPUTED_LOGITS_VERSION and not any(name in f for name in RECOGNIZER):
+            missing = next(name for name in HEADS if name not in f)
+            raise CacheError(
+                path, "/" + missing, "missing dataset: the recognizer's heads (or stored logits) "
+                f"are needed; fit them with `adaframe fit-recognizer {path}`"
+            )  # fmt: skip
+        for name, (dtype, rank) in RECOGNIZER.items():  # names the missing one
+            _check_dataset(path, f, name, dtype, rank)
+    if has_logits:
         for name, (dtype, rank) in RECOGNIZER.items():
             _check_dataset(path, f, name, dtype, rank)
+    has_recognizer = has_logits or computable
     has_relevance = "frames/relevance" in f
     if has_relevance:
         _check_dataset(path, f, "frames/relevance", *OPTIONAL["frames/relevance"])
     _check_storage(path, f)  # before reading any data: declared sizes are held by the file
 
-    n, num_frames, c = _check_shapes(path, f, has_recognizer, has_relevance)
+    n, num_frames, c = _check_shapes(path, f, has_logits, has_relevance)
     _check_videos(path, f, n, num_frames, c)
-    if has_recognizer and attrs["schema_version"] >= 2:
+    if has_recognizer and version >= 2:
         _check_folds(path, f, n)
+    if computable:
+        _check_heads(path, f, c)
     finite = ["frames/features", "frames/light"]
-    if has_recognizer:
+    if has_logits:
         finite += list(RECOGNIZER)
     for name in finite if scan else ():
         _check_finite(path, f[name], name)
@@ -243,6 +271,7 @@ def _validate_open(
         has_recognizer=has_recognizer,
         has_relevance=has_relevance,
         attrs=attrs,
+        has_logits=has_logits,
     )
 
 
@@ -488,6 +517,35 @@ def _check_folds(path: Path, f: h5py.File, n: int) -> None:
             f"video {i} ({_video_id(f, i)}) has fold {fold[i]}; train videos need a fold >= 0, "
             "val and test videos -1",
         )
+
+
+def head_shapes(num_classes: int, dim: int, folds: int) -> dict[str, tuple[int, ...]]:
+    """The shape of each part of one view's heads."""
+    return {"weight": (num_classes, dim), "bias": (num_classes,),
+            "fold_weight": (folds, num_classes, dim), "fold_bias": (folds, num_classes)}  # fmt: skip
+
+
+def _check_heads(path: Path, f: h5py.File, c: int) -> None:
+    """The heads that compute the logits (v3 without stored logits): float32, shaped for the
+    classes, the view's feature dim and the folds of ``recognizer/fold``, and finite (they are
+    small: checked on every open, not only on a full pass)."""
+    folds = int(f[FOLD[0]][:].max()) + 1
+    for view, frames in (("heavy", "frames/features"), ("light", "frames/light")):
+        dim = f[frames].shape[1]
+        for part, shape in head_shapes(c, dim, folds).items():
+            name = f"recognizer/{view}_{part}"
+            _check_dataset(path, f, name, np.float32, len(shape))
+            if f[name].shape[1 if part.startswith("fold") else 0] != c:
+                raise CacheError(
+                    path, "/" + name, f"has shape {f[name].shape}, expected one row per class ({c})"
+                )  # fmt: skip
+            if f[name].shape != shape:
+                raise CacheError(
+                    path, "/" + name, f"has shape {f[name].shape}, expected {shape} "
+                    f"({c} classes, {frames} dim {dim}, {folds} folds in /recognizer/fold)"
+                )  # fmt: skip
+            if not np.isfinite(f[name][()]).all():
+                raise CacheError(path, "/" + name, "holds NaN or inf")
 
 
 def _read_strings(path: Path, f: h5py.File, name: str) -> np.ndarray:

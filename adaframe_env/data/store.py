@@ -25,6 +25,90 @@ from adaframe_env.data.schema import SPLITS, CacheError, CacheSummary, check_str
 
 MEMORY_SIZE = 16  # light frames in the global memory (paper section 4.1)
 FRAME_ARRAYS = ("features", "light", "logits", "light_logits", "relevance")
+#: logits array -> (the frame array it is computed from, the heads' view)
+LOGIT_SOURCES = {"logits": ("features", "heavy"), "light_logits": ("light", "light")}
+
+
+class ComputedLogits:
+    """A read-only (F, C) float16 array of recognizer logits, computed from the features on
+    each read (schema v3, docs/cache-format.md): row ``r`` is ``x[r] @ W[h].T + b[h]``, with
+    ``h`` the head that scores that frame's video (fold ``k``'s head for a train video in fold
+    ``k``, the full head for a val or test video), as :mod:`adaframe_env.build.recognizer`
+    computed the logits a v2 cache stores, float32 then rounded to float16. The same values
+    as the stored ones to float16 rounding (float32 matmuls of other shapes may round the last
+    bit differently), at the cost of one small matmul per read.
+
+    It indexes like the NumPy array it stands for, on the first axis only, which is all that
+    reads a frame array: an int (one (C,) row), a slice, or an integer array of any shape
+    (``shape + (C,)``). Rows with mixed heads are grouped by head, one matmul per head.
+
+    Args:
+        x: the (F, D) float16 frame array the heads read (in RAM, or a memmap when lazy).
+        weights: (H, C, D) float32, the fold heads then the full head.
+        biases: (H, C) float32.
+        head_of_row: (F,) int8, the head of every row.
+    """
+
+    def __init__(self, x, weights: np.ndarray, biases: np.ndarray, head_of_row: np.ndarray):
+        self._x = x
+        # (H, D, C) contiguous: x @ wt is a plain GEMM with no transposed operand to copy
+        self._wt = np.ascontiguousarray(np.transpose(weights, (0, 2, 1)), dtype=np.float32)
+        self._b = np.ascontiguousarray(biases, dtype=np.float32)
+        self._head = head_of_row
+        self.shape = (len(x), self._b.shape[1])
+        self.dtype = np.dtype(np.float16)
+        self.ndim = 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):  # the single env's step: one row
+            h = self._head[key]
+            return (self._x[key].astype(np.float32) @ self._wt[h] + self._b[h]).astype(np.float16)
+        if isinstance(key, slice):
+            rows = np.arange(*key.indices(len(self)))
+        elif isinstance(key, tuple) or key is None or key is Ellipsis:
+            raise IndexError("computed logits index on the first axis only (rows)")
+        else:
+            rows = np.asarray(key)
+            if rows.dtype == bool:
+                rows = np.flatnonzero(rows)
+            elif rows.dtype.kind not in "iu":
+                raise IndexError(f"rows must be integers, got dtype {rows.dtype}")
+        flat = rows.reshape(-1)
+        x = np.asarray(self._x[flat], np.float32)
+        head = self._head[flat]
+        c = self.shape[1]
+        if flat.size == 0 or head.min() == head.max():  # one head: val/test, or one lane
+            h = int(head[0]) if flat.size else 0
+            out = (x @ self._wt[h] + self._b[h]).astype(np.float16)
+        else:
+            out = np.empty((len(flat), c), np.float16)
+            order = np.argsort(head, kind="stable")
+            bounds = np.cumsum(np.bincount(head[order], minlength=len(self._b)))
+            start = 0
+            for h, end in enumerate(bounds):
+                if end > start:
+                    idx = order[start:end]
+                    out[idx] = x[idx] @ self._wt[h] + self._b[h]
+                start = end
+        return out.reshape(rows.shape + (c,))
+
+    def __repr__(self) -> str:
+        return f"ComputedLogits(shape={self.shape}, heads={len(self._b)})"
+
+
+def head_of_row(length: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """(F,) int8 index of the head that scores each row: the video's fold for a train video,
+    ``folds`` (the full head, stacked last) for a val or test video."""
+    fold = np.asarray(fold, np.int8)
+    folds = int(fold.max()) + 1
+    return np.repeat(np.where(fold >= 0, fold, folds).astype(np.int8), length)
 
 
 def memory_frame_index(length: np.ndarray, size: int = MEMORY_SIZE) -> np.ndarray:
@@ -172,14 +256,18 @@ class FeatureStore:
     """A feature cache opened for batched reads.
 
     Args:
-        path: the HDF5 cache (schema v1).
+        path: the HDF5 cache (schema v2 or v3).
         lazy: map frame arrays from disk instead of reading them into RAM.
         validate_file: check every schema rule first (on by default; costs one pass over the
             file). Errors are :class:`CacheError` naming the file, the path and the problem.
         require_recognizer: refuse caches whose logits are not fitted yet.
 
     Attributes (NumPy arrays, one entry per video): ``offset``, ``length``, ``label``,
-    ``split``, ``video_id``; ``class_names``; ``attrs`` holds the root attributes.
+    ``split``, ``video_id``; ``class_names``; ``attrs`` holds the root attributes;
+    ``computed_logits``: the logits are computed from the heads (a v3 cache that does not
+    store them; :class:`ComputedLogits`), else read as stored. Every reader of logits
+    (``logits``, ``light_logits``, ``lookup``, ``video_frames``, ``array``) sees the same
+    values either way.
     """
 
     def __init__(
@@ -220,6 +308,20 @@ class FeatureStore:
         for name in FRAME_ARRAYS:
             if f"frames/{name}" in f:
                 self._arrays[name] = self._load(f[f"frames/{name}"])
+        self.computed_logits = False
+        if "logits" not in self._arrays and all(n in f for n in _schema.HEADS):
+            if int(self.attrs["schema_version"]) >= _schema.COMPUTED_LOGITS_VERSION:
+                self._attach_heads(f)
+
+    def _attach_heads(self, f: h5py.File) -> None:
+        """Serve ``logits`` and ``light_logits`` computed from the stored heads (v3)."""
+        head = head_of_row(self.length, f["recognizer/fold"][:])
+        for name, (source, view) in LOGIT_SOURCES.items():
+            part = {p: f[f"recognizer/{view}_{p}"][()] for p in _schema.HEAD_PARTS}
+            weights = np.concatenate([part["fold_weight"], part["weight"][None]])
+            biases = np.concatenate([part["fold_bias"], part["bias"][None]])
+            self._arrays[name] = ComputedLogits(self._arrays[source], weights, biases, head)
+        self.computed_logits = True
 
     def _load(self, ds: h5py.Dataset) -> np.ndarray:
         if not self.lazy:
@@ -289,7 +391,9 @@ class FeatureStore:
         return np.flatnonzero(self.split == SPLITS[split])
 
     def array(self, name: str) -> np.ndarray:
-        """The whole (F, ...) frame array ``name`` (in RAM, or a memmap when lazy)."""
+        """The whole (F, ...) frame array ``name`` (in RAM, or a memmap when lazy; the logits
+        of a v3 cache that does not store them: a :class:`ComputedLogits`, indexed the same
+        way)."""
         if name not in self._arrays:
             raise KeyError(f"{self.path} has no frames/{name}")
         return self._arrays[name]

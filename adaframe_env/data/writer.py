@@ -76,5 +76,6 @@ def write_cache(
             if generator is not None:
                 f.attrs["generator"] = json.dumps(dict(generator), sort_keys=True)
             write_datasets(f, arrays, progress)
-        validate_staged(tmp, dest, require_recognizer="frames/logits" in arrays)
+        fitted = "frames/logits" in arrays or "recognizer/heavy_weight" in arrays
+        validate_staged(tmp, dest, require_recognizer=fitted)
     return Path(dest)

@@ -17,6 +17,7 @@ import pytest
 
 from adaframe_env.cli import main
 from adaframe_env.data.schema import SCHEMA_VERSION, validate
+from adaframe_env.data.store import FeatureStore
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -187,7 +188,8 @@ def test_fit_recognizer_reports_accuracy(refitted):
 @pytest.mark.slow
 def test_fit_recognizer_writes_consistent_logits(refitted):
     """Val/test logits come from the full-train head, train logits from the head of the
-    video's fold (cross-fitting, schema v2); all of them equal ``features @ W.T + b``."""
+    video's fold (cross-fitting, schema v2); all of them equal ``features @ W.T + b`` (schema
+    v3: the store computes them, fit-recognizer stores only the heads of an unfitted cache)."""
     path, rc, _ = refitted
     assert rc == 0
     summary = validate(path)  # the fitted file passes every rule, logits required
@@ -206,7 +208,8 @@ def test_fit_recognizer_writes_consistent_logits(refitted):
             assert w.shape == (C, x.shape[1]) and b.shape == (C,)
             assert fw.shape == (fold.max() + 1, C, x.shape[1]) and fb.shape == (fold.max() + 1, C)
             assert w.dtype == b.dtype == fw.dtype == np.float32
-            stored = f[logits][:]
+            assert logits not in f  # v3: computed from the heads, which the store does
+            stored = FeatureStore(path).array(logits.split("/")[1])[:]
             assert stored.dtype == np.float16 and stored.shape == (len(x), C)
             expected = x @ w.T + b
             for k in range(fold.max() + 1):
@@ -219,12 +222,14 @@ def test_fit_recognizer_writes_consistent_logits(refitted):
 
 
 @pytest.mark.slow
-def test_fit_recognizer_keeps_data_and_matches_synth(refitted, tiny_cache, assert_same_cache):
+def test_fit_recognizer_keeps_data_and_matches_synth(
+    refitted, tiny_cache_computed, assert_same_cache
+):
     """Fitting in place changes nothing but the recognizer: the result equals what
     ``adaframe synth`` writes with the heads fitted (same seed, same data)."""
     path, rc, _ = refitted
     assert rc == 0
-    assert_same_cache(path, tiny_cache)
+    assert_same_cache(path, tiny_cache_computed)
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".partial")] == []
 
 

@@ -213,7 +213,7 @@ def test_v1_cache_is_refused_with_the_upgrade_command(capsys, cache):
 
 @pytest.mark.slow
 def test_fit_recognizer_upgrades_a_v1_cache(capsys, cache):
-    """A v1 cache (in-sample train logits, no folds) becomes a valid v2 cache in place."""
+    """A v1 cache (in-sample train logits, no folds) becomes a valid current cache in place."""
     set_attr(cache, "schema_version", 1)
     with h5py.File(cache, "r+") as f:
         for name in list(f["recognizer"]):
@@ -222,7 +222,8 @@ def test_fit_recognizer_upgrades_a_v1_cache(capsys, cache):
     assert main(["fit-recognizer", str(cache), "--no-progress"]) == 0
     capsys.readouterr()
     summary = validate(cache)
-    assert summary.attrs["schema_version"] == SCHEMA_VERSION == 2
+    assert summary.attrs["schema_version"] == SCHEMA_VERSION == 3
+    assert summary.has_logits  # it stored logits, and keeps storing them
     assert read(cache, "recognizer/fold").max() == 4  # 5 folds
 
 
@@ -299,7 +300,10 @@ def test_missing_required_dataset(capsys, cache, name):
 
 
 @pytest.mark.parametrize("name", list(RECOGNIZER))
-def test_missing_logits_suggests_fit_recognizer(capsys, cache, name):
+def test_v2_missing_logits_suggests_fit_recognizer(capsys, cache, name):
+    """v2 stores its logits; v3 computes them from the heads when they are missing
+    (tests/data/test_computed_logits.py)."""
+    set_attr(cache, "schema_version", 2)
     with h5py.File(cache, "r+") as f:
         del f[name]
     expect(capsys, cache, f"/{name}", "missing dataset", f"`adaframe fit-recognizer {cache}`")
@@ -309,7 +313,7 @@ def test_unfitted_cache_needs_fit_recognizer(capsys, tiny_cache_unfitted):
     expect(
         capsys,
         tiny_cache_unfitted,
-        "/frames/logits",
+        "/recognizer/heavy_weight",
         "missing dataset",
         f"`adaframe fit-recognizer {tiny_cache_unfitted}`",
     )

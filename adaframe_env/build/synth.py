@@ -60,6 +60,7 @@ same bytes, and changing one knob does not reshuffle the others.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,9 @@ class SynthConfig:
     num_classes: int = 239
     group_names: tuple[str, ...] = tuple(FCVID_GROUPS)
     videos_per_class: tuple[int, int, int] = (12, 2, 6)
+    split_videos: tuple[int, int, int] | None = (
+        None  # totals (train, val, test); overrides the above
+    )
     mean_duration: float = 167.0
     duration_sigma: float = 0.6
     min_frames: int = 8
@@ -128,14 +132,30 @@ class SynthConfig:
         return dataclasses.asdict(self)
 
 
+#: FCVID's and ActivityNet's real train sizes (45,611 / 239 classes; 10,024 / 200), with val
+#: and test splits large enough that the bootstrap std of a test mAP is ~0.2 (docs/proxy.md)
+_FCVID = SynthConfig(split_videos=(45_611, 4_780, 9_560), class_strength=(10.9, 27.1))
+_ACTIVITYNET = SynthConfig(
+    dataset="activitynet",
+    num_classes=200,
+    group_names=tuple(ACTIVITYNET_GROUPS),
+    mean_duration=117.0,
+    split_videos=(10_024, 2_000, 8_000),
+    class_strength=(11.3, 28.0),  # calibrated on ActivityNet's AvgPooling row, like fcvid's
+)
 PRESETS: dict[str, SynthConfig] = {
-    "fcvid": SynthConfig(),
-    "activitynet": SynthConfig(
-        dataset="activitynet",
-        num_classes=200,
-        group_names=tuple(ACTIVITYNET_GROUPS),
-        mean_duration=117.0,
-        class_strength=(14.1, 35.0),  # calibrated on ActivityNet's AvgPooling row, like fcvid's
+    "fcvid": _FCVID,
+    "activitynet": _ACTIVITYNET,
+    # The previous proxies, 12 train videos per class: a quick look in about a minute
+    # (calibrated at that size; the class strength is what the train size changes).
+    "fcvid-small": _FCVID.replace(
+        dataset="fcvid-small", split_videos=None, class_strength=(16.5, 41.0)
+    ),
+    "activitynet-small": _ACTIVITYNET.replace(
+        dataset="activitynet-small",
+        split_videos=None,
+        videos_per_class=(12, 2, 6),
+        class_strength=(14.1, 35.0),
     ),
     # Small enough for unit tests (a fraction of a second), same model.
     "tiny": SynthConfig(
@@ -161,24 +181,31 @@ def preset(name: str, **overrides) -> SynthConfig:
     return PRESETS[name].replace(**overrides)
 
 
-def generate(config: SynthConfig, progress: bool = True) -> tuple[dict, dict]:
-    """Draw a whole synthetic dataset; return (schema arrays, root attributes).
+#: videos generated at a time: bounds the generator's memory (about 0.5 GB per chunk at the
+#: fcvid sizes) whatever the size of the dataset. Fixed, because each chunk draws its frames
+#: from its own seed stream: the same seed gives the same bytes, for every preset.
+CHUNK_VIDEOS = 2048
 
-    The recognizer's logits are not included: :func:`adaframe_env.build.recognizer.fit` adds them.
-    """
+
+def _child(seq: np.random.SeedSequence, i: int) -> np.random.Generator:
+    """The generator of chunk ``i`` of stream ``seq`` (what ``seq.spawn`` would give as its
+    ``i``-th child, without spawn's counter)."""
+    return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, i)))
+
+
+def plan(config: SynthConfig) -> dict:
+    """Everything drawn once per dataset: classes, projections, and every per-video quantity
+    (label, split, duration, strength, nuisance). Small: O(N x L), not O(frames)."""
     cfg = config
-    rngs = {
-        name: np.random.default_rng(child)
-        for name, child in zip(
+    seqs = dict(
+        zip(
             ("classes", "videos", "segments", "content", "noise", "projection", "light"),
             np.random.SeedSequence(cfg.seed).spawn(7),
             strict=True,
         )
-    }
-    bar = tqdm(total=5, desc=f"synth {cfg.dataset}", disable=not progress, unit="stage")
-
+    )
     # --- classes: directions, groups, difficulty
-    r = rngs["classes"]
+    r = np.random.default_rng(seqs["classes"])
     group_of_class = np.arange(cfg.num_classes) % cfg.num_groups
     psi = _unit(r.standard_normal((cfg.num_groups, cfg.latent_dim)))
     phi = _unit(r.standard_normal((cfg.num_classes, cfg.latent_dim)))
@@ -192,14 +219,8 @@ def generate(config: SynthConfig, progress: bool = True) -> tuple[dict, dict]:
     topics = _unit(r.standard_normal((cfg.num_background_topics, cfg.latent_dim)))
 
     # --- videos: label, split, duration, per-video strength and nuisance
-    r = rngs["videos"]
-    label = np.concatenate([np.repeat(np.arange(cfg.num_classes), n) for n in cfg.videos_per_class])
-    split = np.concatenate(
-        [
-            np.full(cfg.num_classes * n, s, np.uint8)
-            for n, s in zip(cfg.videos_per_class, (0, 1, 2), strict=True)
-        ]
-    )
+    r = np.random.default_rng(seqs["videos"])
+    label, split = _labels(cfg)
     order = r.permutation(len(label))
     label, split = label[order], split[order]
     n = len(label)
@@ -209,60 +230,96 @@ def generate(config: SynthConfig, progress: bool = True) -> tuple[dict, dict]:
         cfg.min_frames,
         cfg.max_frames,
     ).astype(np.int64)
-    offset = np.concatenate([[0], np.cumsum(length)[:-1]])
     video_strength = r.lognormal(0.0, cfg.video_strength_sigma, n)
-    nuisance = r.standard_normal((n, cfg.latent_dim)) * cfg.nuisance
-    bar.update()
+    nuisance = (r.standard_normal((n, cfg.latent_dim)) * cfg.nuisance).astype(np.float32)
 
-    # --- evidence segments, relevance and background topic of every frame
-    relevance, topic = _segments(cfg, length, rngs["segments"])
-    bar.update()
-
-    # --- latent content (float32 throughout: F x L is the largest working array)
-    r = rngs["content"]
-    video_of_frame = np.repeat(np.arange(n), length)
-    amp = (strength[label] * video_strength)[video_of_frame] * relevance
-    evidence = mu[label][video_of_frame].astype(np.float32) * amp[:, None].astype(np.float32)
-    z = (1 - relevance)[:, None].astype(np.float32) * (cfg.background_scale * topics[topic]).astype(
-        np.float32
-    )
-    z += nuisance[video_of_frame].astype(np.float32)
-    z += _ar1_noise(cfg, length, rngs["noise"])
-    bar.update()
-
-    # --- the two views
-    r = rngs["projection"]
-    p_heavy = (
-        r.standard_normal((cfg.latent_dim, cfg.feature_dim)) / np.sqrt(cfg.latent_dim)
-    ).astype(np.float32)
-    p_light = (r.standard_normal((cfg.latent_dim, cfg.light_dim)) / np.sqrt(cfg.latent_dim)).astype(
-        np.float32
-    )
-    heavy = (z + evidence) @ p_heavy
-    heavy += cfg.heavy_noise * r.standard_normal(heavy.shape, dtype=np.float32)
+    # --- the two views' projections, and the light view's own share of the nuisance
+    r = np.random.default_rng(seqs["projection"])
+    p_heavy = r.standard_normal((cfg.latent_dim, cfg.feature_dim)) / np.sqrt(cfg.latent_dim)
+    p_light = r.standard_normal((cfg.latent_dim, cfg.light_dim)) / np.sqrt(cfg.latent_dim)
+    own = np.random.default_rng(seqs["light"]).standard_normal((n, cfg.latent_dim)) * cfg.nuisance
     # The light network reacts to a video's nuisance partly in its own way: only a share of it
     # is common to both views, so the two models' per-video errors are not the same errors.
-    own = rngs["light"].standard_normal((n, cfg.latent_dim)) * cfg.nuisance
     shift = (np.sqrt(cfg.light_nuisance_share) - 1) * nuisance + np.sqrt(
         1 - cfg.light_nuisance_share
     ) * own
-    light = (z + cfg.light_signal * evidence + shift[video_of_frame].astype(np.float32)) @ p_light
-    light += cfg.light_noise * r.standard_normal(light.shape, dtype=np.float32)
-    del z, evidence
-    bar.update()
+    return {
+        "seqs": seqs,
+        "mu": mu.astype(np.float32),
+        "strength": strength,
+        "topics": topics,
+        "group_of_class": group_of_class,
+        "label": label,
+        "split": split,
+        "length": length,
+        "offset": np.concatenate([[0], np.cumsum(length)[:-1]]),
+        "video_strength": video_strength,
+        "nuisance": nuisance,
+        "shift": shift.astype(np.float32),
+        "p_heavy": p_heavy.astype(np.float32),
+        "p_light": p_light.astype(np.float32),
+    }
 
-    names = np.array([f"{cfg.group_names[g]}/class_{c:03d}" for c, g in enumerate(group_of_class)])
-    ids = np.array([f"{cfg.dataset}-{i:06d}" for i in range(n)])
-    arrays = {
+
+def _labels(cfg: SynthConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(label, split) of every video before shuffling: ``split_videos`` totals dealt to the
+    classes round robin (class c gets one more video than class c + 1 when a total does not
+    divide evenly), else ``videos_per_class``."""
+    totals = cfg.split_videos or tuple(cfg.num_classes * k for k in cfg.videos_per_class)
+    label = np.concatenate([np.arange(t) % cfg.num_classes for t in totals])
+    split = np.concatenate([np.full(t, s, np.uint8) for s, t in enumerate(totals)])
+    return label, split
+
+
+def frames(config: SynthConfig, p: dict, chunk: int) -> dict[str, np.ndarray]:
+    """The frame arrays (features, light, relevance; float16) of the videos of chunk ``chunk``
+    (``CHUNK_VIDEOS`` videos in file order), from the dataset's :func:`plan` ``p``."""
+    cfg = config
+    lo = chunk * CHUNK_VIDEOS
+    vids = np.arange(lo, min(lo + CHUNK_VIDEOS, len(p["length"])))
+    length = p["length"][vids]
+    seqs = p["seqs"]
+    # --- evidence segments, relevance and background topic of every frame
+    relevance, topic = _segments(cfg, length, _child(seqs["segments"], chunk))
+    # --- latent content (float32 throughout: frames x L is the largest working array)
+    label = p["label"][vids]
+    video_of_frame = np.repeat(np.arange(len(vids)), length)
+    amp = (p["strength"][label] * p["video_strength"][vids])[video_of_frame] * relevance
+    evidence = p["mu"][label][video_of_frame] * amp[:, None].astype(np.float32)
+    z = (1 - relevance)[:, None] * (cfg.background_scale * p["topics"][topic]).astype(np.float32)
+    z += p["nuisance"][vids][video_of_frame]
+    z += _ar1_noise(cfg, length, _child(seqs["noise"], chunk))
+    # --- the two views
+    r = _child(seqs["projection"], chunk)
+    heavy = (z + evidence) @ p["p_heavy"]
+    heavy += cfg.heavy_noise * r.standard_normal(heavy.shape, dtype=np.float32)
+    z += cfg.light_signal * evidence
+    z += p["shift"][vids][video_of_frame]
+    light = z @ p["p_light"]
+    light += cfg.light_noise * r.standard_normal(light.shape, dtype=np.float32)
+    return {
         "frames/features": heavy.astype(np.float16),
         "frames/light": light.astype(np.float16),
         "frames/relevance": relevance.astype(np.float16),
-        "videos/offset": offset,
-        "videos/length": length.astype(np.int32),
-        "videos/label": label.astype(np.int32),
-        "videos/split": split,
-        "videos/id": ids,
-        "classes/name": names,
+    }
+
+
+def num_chunks(p: dict) -> int:
+    return -(-len(p["length"]) // CHUNK_VIDEOS)
+
+
+def tables(config: SynthConfig, p: dict) -> tuple[dict, dict]:
+    """The per-video and per-class datasets of the cache, and its root attributes."""
+    cfg = config
+    n = len(p["length"])
+    names = [f"{cfg.group_names[g]}/class_{c:03d}" for c, g in enumerate(p["group_of_class"])]
+    arrays = {
+        "videos/offset": p["offset"],
+        "videos/length": p["length"].astype(np.int32),
+        "videos/label": p["label"].astype(np.int32),
+        "videos/split": p["split"],
+        "videos/id": np.array([f"{cfg.dataset}-{i:06d}" for i in range(n)]),
+        "classes/name": np.array(names),
     }
     attrs = {
         "dataset": f"{cfg.dataset}-proxy",
@@ -273,8 +330,25 @@ def generate(config: SynthConfig, progress: bool = True) -> tuple[dict, dict]:
         "light_gflops_per_frame": float(cfg.light_gflops_per_frame),
         "synthetic": True,
     }
-    bar.update()
-    bar.close()
+    return arrays, attrs
+
+
+def generate(config: SynthConfig, progress: bool = True) -> tuple[dict, dict]:
+    """Draw a whole synthetic dataset in RAM; return (schema arrays, root attributes).
+
+    For the small presets and the studies; :func:`synthesize` streams the same bytes to a
+    file chunk by chunk instead. The recognizer is not included:
+    :func:`adaframe_env.build.recognizer.fit_and_attach` adds it.
+    """
+    p = plan(config)
+    parts = [
+        frames(config, p, k)
+        for k in tqdm(range(num_chunks(p)), desc=f"synth {config.dataset}", unit="chunk",
+                      disable=not progress)
+    ]  # fmt: skip
+    arrays, attrs = tables(config, p)
+    for name in parts[0]:
+        arrays[name] = np.concatenate([part[name] for part in parts])
     return arrays, attrs
 
 
@@ -346,18 +420,82 @@ def synthesize(
 ) -> Path:
     """Generate ``config``, fit the recognizer heads and write the cache to ``dest`` atomically.
 
-    The logits are not stored (schema v3): the store computes them from the heads.
-    ``store_logits=True`` stores them too, as a v2 cache does (the tests that edit stored
-    logits, and the check that computed equals stored, use it)."""
-    from adaframe_env.build.recognizer import fit_and_attach
-    from adaframe_env.data.writer import write_cache
+    Streamed: the frames are generated ``CHUNK_VIDEOS`` videos at a time into contiguous
+    datasets, the heads are fit out of core on memory maps of them
+    (:func:`~adaframe_env.build.recognizer.fit_heads_out_of_core`, at most 300,000 sampled
+    frames per head), so memory stays bounded at the datasets' real sizes. The logits are not
+    stored (schema v3): the store computes them from the heads. ``store_logits=True`` stores
+    them too, as a v2 cache does (the tests that edit stored logits, and the check that
+    computed equals stored, use it)."""
+    import h5py
 
-    arrays, attrs = generate(config, progress=progress)
-    report = None
-    if fit_recognizer:
-        report = fit_and_attach(arrays, seed=config.seed, progress=progress)
-        attrs.update(report.as_attrs())
-        if not store_logits:
-            del arrays["frames/logits"], arrays["frames/light_logits"]
-    write_cache(dest, arrays, attrs, generator=config.as_json(), progress=progress)
+    from adaframe_env.build.recognizer import (
+        DEFAULT_FOLDS,
+        assign_folds,
+        evaluate,
+        fit_heads_out_of_core,
+    )  # fmt: skip
+    from adaframe_env.data.atomic import atomic_output
+    from adaframe_env.data.schema import SCHEMA_VERSION, validate_staged
+    from adaframe_env.data.store import FeatureStore
+    from adaframe_env.data.writer import write_datasets
+
+    cfg = config
+    p = plan(cfg)
+    arrays, attrs = tables(cfg, p)
+    length, offset = p["length"], p["offset"]
+    rows, c = int(length.sum()), cfg.num_classes
+    with atomic_output(dest) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            for key, value in attrs.items():
+                f.attrs[key] = value
+            f.attrs["generator"] = json.dumps(cfg.as_json(), sort_keys=True)
+            out = {
+                "frames/features": f.create_dataset("frames/features", (rows, cfg.feature_dim), np.float16),
+                "frames/light": f.create_dataset("frames/light", (rows, cfg.light_dim), np.float16),
+                "frames/relevance": f.create_dataset("frames/relevance", (rows,), np.float16),
+            }  # fmt: skip
+            for k in tqdm(range(num_chunks(p)), desc=f"synth {cfg.dataset}", unit="chunk",
+                          disable=not progress):  # fmt: skip
+                lo = k * CHUNK_VIDEOS
+                hi = min(lo + CHUNK_VIDEOS, len(length))
+                s = slice(int(offset[lo]), int(offset[hi - 1] + length[hi - 1]))
+                for name, value in frames(cfg, p, k).items():
+                    out[name][s] = value
+            write_datasets(f, arrays)
+        if fit_recognizer:
+            fold = assign_folds(p["label"], p["split"], DEFAULT_FOLDS, cfg.seed)
+            store = FeatureStore(tmp, lazy=True, validate_file=False)
+            heads = {}
+            with tqdm(total=2 * (int(fold.max()) + 2), desc="fit recognizer", unit="head",
+                      disable=not progress, leave=False) as bar:  # fmt: skip
+                for view, name in (("heavy", "features"), ("light", "light")):
+                    heads[view] = fit_heads_out_of_core(
+                        store.array(name), length, p["label"], fold, c, cfg.seed, bar=bar
+                    )
+            store.close()
+            fitted = {"recognizer/fold": fold}
+            for view, h in heads.items():
+                fitted.update(h.arrays(view))
+            with h5py.File(tmp, "r+") as f:
+                write_datasets(f, fitted)
+            store = FeatureStore(tmp, lazy=True, validate_file=False)
+            computed = {"frames/logits": store.array("logits"),
+                        "frames/light_logits": store.array("light_logits")}  # fmt: skip
+            report = evaluate({**arrays, **fitted, **computed})
+            with h5py.File(tmp, "r+") as f:
+                for key, value in report.as_attrs().items():
+                    f.attrs[key] = value
+                if store_logits:  # as the build path computes them (recognizer.CrossFittedHeads)
+                    frame_fold = np.repeat(fold, length)
+                    for view, name, stem in (("heavy", "features", "frames/logits"),
+                                             ("light", "light", "frames/light_logits")):  # fmt: skip
+                        ds = f.create_dataset(stem, (rows, c), np.float16)
+                        x = store.array(name)
+                        for i in range(0, rows, 1 << 16):
+                            s = slice(i, min(rows, i + (1 << 16)))
+                            ds[s] = heads[view].logits(x[s], frame_fold[s])
+            store.close()
+        validate_staged(tmp, dest, require_recognizer=fit_recognizer)
     return Path(dest)

@@ -10,7 +10,7 @@ from pathlib import Path
 from adaframe_env.data.schema import SCHEMA_VERSION
 
 #: the synthetic proxies a name stands for (their configurations: :data:`adaframe_env.build.synth.PRESETS`)
-PRESET_NAMES = ("activitynet", "fcvid", "tiny")
+PRESET_NAMES = ("activitynet", "activitynet-small", "fcvid", "fcvid-small", "tiny")
 #: which environment variable names the real cache of each dataset (None: the generic env id)
 ENV_VARS = {"fcvid": "ADAFRAME_FCVID", "activitynet": "ADAFRAME_ACTIVITYNET", None: "ADAFRAME_DATA"}
 

@@ -29,6 +29,28 @@ FRAME_ARRAYS = ("features", "light", "logits", "light_logits", "relevance")
 LOGIT_SOURCES = {"logits": ("features", "heavy"), "light_logits": ("light", "light")}
 
 
+#: OpenBLAS runs a GEMM of more multiply-adds than this on all its threads. For the env's
+#: batches (hundreds of rows x D x C) that is slower, not faster: measured on the 2-core
+#: machine while busy, (256, 128) @ (128, 239) took 23 ms on 2 threads and 1.3 ms on one,
+#: the threads spinning against each other and everything else running. Such products run
+#: on one BLAS thread (threadpoolctl, which scikit-learn already requires).
+_BLAS_SERIAL_WORK = 65536 * 4
+_CONTROLLER = None
+
+
+def _one_blas_thread():
+    global _CONTROLLER
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - scikit-learn requires it
+        import contextlib
+
+        return contextlib.nullcontext()
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
 class ComputedLogits:
     """A read-only (F, C) float16 array of recognizer logits, computed from the features on
     each read (schema v3, docs/cache-format.md): row ``r`` is ``x[r] @ W[h].T + b[h]``, with
@@ -84,20 +106,25 @@ class ComputedLogits:
         x = np.asarray(self._x[flat], np.float32)
         head = self._head[flat]
         c = self.shape[1]
-        if flat.size == 0 or head.min() == head.max():  # one head: val/test, or one lane
-            h = int(head[0]) if flat.size else 0
-            out = (x @ self._wt[h] + self._b[h]).astype(np.float16)
-        else:
-            out = np.empty((len(flat), c), np.float16)
-            order = np.argsort(head, kind="stable")
-            bounds = np.cumsum(np.bincount(head[order], minlength=len(self._b)))
-            start = 0
-            for h, end in enumerate(bounds):
-                if end > start:
-                    idx = order[start:end]
-                    out[idx] = x[idx] @ self._wt[h] + self._b[h]
-                start = end
-        return out.reshape(rows.shape + (c,))
+        if x.size * c > _BLAS_SERIAL_WORK:
+            with _one_blas_thread():
+                return self._matmul(x, head, flat.size, c).reshape(rows.shape + (c,))
+        return self._matmul(x, head, flat.size, c).reshape(rows.shape + (c,))
+
+    def _matmul(self, x: np.ndarray, head: np.ndarray, n: int, c: int) -> np.ndarray:
+        if n == 0 or head.min() == head.max():  # one head: val/test, or one lane
+            h = int(head[0]) if n else 0
+            return (x @ self._wt[h] + self._b[h]).astype(np.float16)
+        out = np.empty((n, c), np.float16)
+        order = np.argsort(head, kind="stable")
+        bounds = np.cumsum(np.bincount(head[order], minlength=len(self._b)))
+        start = 0
+        for h, end in enumerate(bounds):
+            if end > start:
+                idx = order[start:end]
+                out[idx] = x[idx] @ self._wt[h] + self._b[h]
+            start = end
+        return out
 
     def __repr__(self) -> str:
         return f"ComputedLogits(shape={self.shape}, heads={len(self._b)})"

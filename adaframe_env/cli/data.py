@@ -24,12 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from adaframe_env.data.paths import PRESET_NAMES
 from adaframe_env.data.schema import SPLIT_NAMES, CacheError, first_line
 
 
-def main(
-    argv: list[str] | None = None, exiting: bool = False, commands: dict | None = None
-) -> int:
+def main(argv: list[str] | None = None, exiting: bool = False, commands: dict | None = None) -> int:
     """Run a data subcommand; ``exiting=True`` when the process ends right after (``run``);
     ``commands``: {name: help} of the other subcommands, listed in ``--help``."""
     parser = argparse.ArgumentParser(
@@ -40,7 +39,7 @@ def main(
         sub.add_parser(name, help=f"{text} (adaframe {name} --help)", add_help=False)
 
     p = sub.add_parser("synth", help="write a synthetic proxy cache (seeded, deterministic)")
-    p.add_argument("--preset", required=True, choices=["fcvid", "activitynet", "tiny"])
+    p.add_argument("--preset", required=True, choices=list(PRESET_NAMES))
     p.add_argument("--out", required=True, type=Path, help="destination .h5 file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -488,4 +487,3 @@ def _print_cache(cache, seconds: float, work: Path) -> None:
     print(f"the per-video features stay in {work} (adaframe merge rebuilds the cache from them)")
     if report.split_counts["test"] == 0:
         print("no test videos: benchmark with --split val, or carve some with --test-fraction")
-

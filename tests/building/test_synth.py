@@ -8,7 +8,16 @@ import h5py
 import numpy as np
 import pytest
 
-from adaframe_env.build.synth import PRESETS, SynthConfig, generate, preset
+from adaframe_env.build.synth import (
+    CHUNK_VIDEOS,
+    PRESETS,
+    SynthConfig,
+    frames,
+    generate,
+    num_chunks,
+    plan,
+    preset,
+)
 from adaframe_env.cli import main
 from adaframe_env.data.schema import validate
 
@@ -143,8 +152,41 @@ def test_synthesized_datasets_are_contiguous(tiny_cache):
             assert ds.id.get_offset() is not None, name
 
 
+def test_real_size_presets_have_the_datasets_train_sizes():
+    """fcvid and activitynet at FCVID's 45,611 and ActivityNet's 10,024 train videos, dealt
+    evenly (191 or 190, 51 or 50 per class); the -small presets keep 12 per class. Only the
+    per-video plan is drawn (no frames)."""
+    for name, train, per_class in (("fcvid", 45_611, (190, 191)), ("activitynet", 10_024, (50, 51)),
+                                   ("fcvid-small", 2_868, (12, 12)),
+                                   ("activitynet-small", 2_400, (12, 12))):  # fmt: skip
+        cfg = preset(name)
+        p = plan(cfg)
+        counts = np.bincount(p["label"][p["split"] == 0], minlength=cfg.num_classes)
+        assert counts.sum() == train, name
+        assert (counts.min(), counts.max()) == per_class, name
+        assert np.array_equal(p["offset"][1:], np.cumsum(p["length"])[:-1])
+    assert preset("fcvid").dataset == "fcvid" and preset("fcvid-small").dataset == "fcvid-small"
+    big = plan(preset("fcvid"))
+    assert np.bincount(big["split"]).tolist() == [45_611, 4_780, 9_560]
+
+
+def test_chunks_tile_the_frames_deterministically():
+    """The frames of a chunk depend on the seed and the chunk only: drawing chunk 1 of a
+    2-chunk dataset twice gives the same bytes, and its rows follow chunk 0's."""
+    cfg = preset("tiny", videos_per_class=(300, 20, 40))  # 2160 videos: 2 chunks
+    p = plan(cfg)
+    assert num_chunks(p) == 2 == -(-len(p["length"]) // CHUNK_VIDEOS)
+    a, b = frames(cfg, p, 1), frames(cfg, p, 1)
+    assert a["frames/features"].tobytes() == b["frames/features"].tobytes()
+    first = frames(cfg, p, 0)["frames/features"]
+    assert len(first) == p["length"][:CHUNK_VIDEOS].sum()
+    assert len(a["frames/features"]) == p["length"][CHUNK_VIDEOS:].sum()
+    arrays, _ = generate(cfg, progress=False)
+    assert arrays["frames/features"][len(first) :].tobytes() == a["frames/features"].tobytes()
+
+
 def test_presets():
-    assert {"fcvid", "activitynet", "tiny"} <= set(PRESETS)
+    assert {"fcvid", "activitynet", "fcvid-small", "activitynet-small", "tiny"} <= set(PRESETS)
     fcvid, anet = preset("fcvid"), preset("activitynet")
     assert (fcvid.num_classes, fcvid.num_groups) == (239, 11)
     assert (anet.num_classes, anet.num_groups) == (200, 7)

@@ -1,12 +1,16 @@
 """Calibrate a synthetic proxy against the paper's AvgPooling row of Table 1.
 
     python research/calibrate_proxy.py --preset fcvid [--set nuisance=0.8 --set seed=1]
-    python research/calibrate_proxy.py --data fcvid-proxy.h5
+    python research/calibrate_proxy.py --data fcvid-proxy.h5 [--lazy]
 
 Prints AvgPooling mAP over R8, U8, R10, U10, R25, U25 and all frames beside the paper's value,
 the light head alone (the global memory's backbone), and an oracle that samples uniformly among
 the ground-truth evidence frames (a bound on what frame selection can gain, not a competitor).
 Only the non-RL rows are used for calibration: nothing here looks at any agent.
+
+Each AvgPooling row also gets the bootstrap std of its mAP over the evaluated videos (videos
+drawn with replacement, ``--bootstrap`` draws, seeded): how large a mAP difference the split's
+size lets one see.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import ast
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 from adaframe_env.build.synth import preset, synthesize
 from adaframe_env.data.store import FeatureStore
@@ -47,7 +53,21 @@ PAPER = {
 }
 
 
-def calibration_table(store: FeatureStore, split: str = "test", seed: int = 0) -> list[tuple]:
+def bootstrap_std(scores: np.ndarray, labels: np.ndarray, draws: int, seed: int = 0) -> float:
+    """Std of the mAP over ``draws`` resamples of the videos (with replacement)."""
+    if draws < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    maps = []
+    for _ in range(draws):
+        i = rng.integers(0, len(labels), len(labels))
+        maps.append(mean_average_precision(scores[i], labels[i]))
+    return float(np.std(maps, ddof=1))
+
+
+def calibration_table(
+    store: FeatureStore, split: str = "test", seed: int = 0, bootstrap: int = 0
+) -> list[tuple]:
     vids = store.videos(split)
     labels = store.label[vids]
     lengths = store.length[vids]
@@ -61,6 +81,7 @@ def calibration_table(store: FeatureStore, split: str = "test", seed: int = 0) -
                 f"AvgPooling {name}",
                 mean_average_precision(scores, labels),
                 top1_accuracy(scores, labels),
+                bootstrap_std(scores, labels, bootstrap, seed),
             )
         )
     scores = memory_scores(store, vids)
@@ -98,7 +119,10 @@ def main(argv=None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", help="generate this preset (fcvid, activitynet, tiny)")
+    src.add_argument(
+        "--preset",
+        help="generate this preset (fcvid, activitynet, fcvid-small, activitynet-small, tiny)",
+    )
     src.add_argument("--data", help="an existing cache")
     parser.add_argument(
         "--set",
@@ -108,6 +132,8 @@ def main(argv=None) -> None:
         help="override a generator knob (repeatable)",
     )
     parser.add_argument("--split", default="test")
+    parser.add_argument("--lazy", action="store_true", help="memory-map the cache")
+    parser.add_argument("--bootstrap", type=int, default=100, help="resamples for the mAP std")
     args = parser.parse_args(argv)
     if args.preset:
         overrides = {}
@@ -124,13 +150,16 @@ def main(argv=None) -> None:
     else:
         path = Path(args.data)
         dataset = None
-    store = FeatureStore(path)
+    store = FeatureStore(path, lazy=args.lazy)
     dataset = dataset or str(store.attrs["dataset"]).removesuffix("-proxy")
-    paper = PAPER.get(dataset, {})
-    print("| method | mAP (%) | top-1 (%) | paper mAP (%) |\n|---|---|---|---|")
-    for name, m, top1 in calibration_table(store, args.split):
+    paper = PAPER.get(dataset.removesuffix("-small"), {})
+    print(f"{len(store.videos(args.split))} {args.split} videos")
+    print("| method | mAP (%) | bootstrap std | top-1 (%) | paper mAP (%) |")
+    print("|---|---|---|---|---|")
+    for name, m, top1, *std in calibration_table(store, args.split, bootstrap=args.bootstrap):
         ref = paper.get(name.split()[-1], "") if name.startswith("AvgPooling") else ""
-        print(f"| {name} | {100 * m:.1f} | {100 * top1:.1f} | {ref} |")
+        sd = f"{100 * std[0]:.2f}" if std else ""
+        print(f"| {name} | {100 * m:.1f} | {sd} | {100 * top1:.1f} | {ref} |")
 
 
 if __name__ == "__main__":

@@ -137,7 +137,7 @@ class AdaFrameEnv(gym.Env[dict, np.ndarray]):
 
     | Parameter          | Type              | Default    | Description                                                                 |
     |--------------------|-------------------|------------|-----------------------------------------------------------------------------|
-    | `data`             | str, path or None | `None`     | cache path or preset (`"fcvid"`, `"activitynet"`, `"tiny"`); `None`: `$ADAFRAME_FCVID` / `$ADAFRAME_ACTIVITYNET` / `$ADAFRAME_DATA`, else the synthetic proxy (generated once into `$ADAFRAME_CACHE_DIR` or `~/.cache/adaframe-gym`, with one warning) |
+    | `data`             | str, path or None | `None`     | cache path or preset (`"fcvid"`, `"activitynet"`, `"fcvid-small"`, `"activitynet-small"`, `"tiny"`); `None`: `$ADAFRAME_FCVID` / `$ADAFRAME_ACTIVITYNET` / `$ADAFRAME_DATA`, else the synthetic proxy (generated once into `$ADAFRAME_CACHE_DIR` or `~/.cache/adaframe-gym`, with one warning) |
     | `split`            | str               | `"train"`  | `"train"`, `"val"` or `"test"`                                              |
     | `budget`           | int               | `10`       | K, frames per episode (paper: 3, 5, 10), revisits included; 1 to the cache's longest video |
     | `reward`           | str               | `"margin"` | `"margin"`, `"prediction"` or `"prediction_transition"`                     |

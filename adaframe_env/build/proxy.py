@@ -4,7 +4,8 @@ synthetic proxy (generated on first use; the generator is imported only then).
 Order for ``resolve_data(data, dataset)``:
 
 1. ``data`` is an existing path -> that file.
-2. ``data`` is a preset name ("fcvid", "activitynet", "tiny") -> that synthetic proxy.
+2. ``data`` is a preset name ("fcvid", "activitynet", "fcvid-small", "activitynet-small",
+   "tiny") -> that synthetic proxy.
 3. ``data`` is None -> ``$ADAFRAME_FCVID`` / ``$ADAFRAME_ACTIVITYNET`` (by ``dataset``), or
    ``$ADAFRAME_DATA`` for the generic id.
 4. otherwise the synthetic proxy of ``dataset``, generated once into the per-user cache folder

@@ -483,7 +483,7 @@ def synthesize(
             store = FeatureStore(tmp, lazy=True, validate_file=False)
             computed = {"frames/logits": store.array("logits"),
                         "frames/light_logits": store.array("light_logits")}  # fmt: skip
-            report = evaluate({**arrays, **fitted, **computed})
+            report = evaluate({**arrays, **fitted, **computed}, max_train_videos=5000)
             with h5py.File(tmp, "r+") as f:
                 for key, value in report.as_attrs().items():
                     f.attrs[key] = value

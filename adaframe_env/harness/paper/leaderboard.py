@@ -370,7 +370,7 @@ def draw(points: list[Point], path: Path, title: str, budgets) -> Path:
         ).T
         style = "--" if mine[0].bound else "-"
         ax.errorbar(x, y, yerr=np.maximum(err, 0), fmt="o" + style, ms=4, capsize=3,
-                    label=method + (" (bound)" if mine[0].bound else ""))  # fmt: skip
+                    label=method + (" (ground truth)" if mine[0].bound else ""))  # fmt: skip
     for b in budgets:
         ax.axvline(b, color="grey", lw=0.8, ls=":")
     ax.set_xscale("log")
@@ -397,7 +397,7 @@ def report(results: dict, budgets, agg: dict, meta: dict) -> str:
         "",
         "Cells: mean mAP (%) over seeds [95% CI, bootstrap over seeds x test videos] "
         "(configuration, mean GFLOPs). A method's cell at budget B is its configuration with "
-        "the best mean mAP among those with mean GFLOPs <= B. Bounds are not competitors.",
+        "the best mean mAP among those with mean GFLOPs <= B. The oracle reads ground truth: a reference, not a competitor.",
         "",
     ]
     for ds, res in results.items():
@@ -406,7 +406,7 @@ def report(results: dict, budgets, agg: dict, meta: dict) -> str:
                   "|---" * (len(budgets) + 1) + "|"]  # fmt: skip
         for method, cells in res["table"].items():
             bound = any(p.bound for p in cells.values() if p is not None)
-            name = method + (" (bound)" if bound else "")
+            name = method + (" (ground truth)" if bound else "")
             lines.append(f"| {name} | " + " | ".join(fmt_cell(cells[b]) for b in budgets) + " |")
         lines.append("")
         high = [p for p in res["points"] if p.method == HIGH]

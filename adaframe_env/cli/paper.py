@@ -17,9 +17,9 @@ Every cell is one run of the harness (``adaframe run``): the result files land i
 recomputes them; checkpoints are still reused). With ``--seeds``, every row is the mean +- std
 over the seeds (population std); the paper reports single runs.
 
-``--quick`` is a subset for newcomers (about 12 min of cells on a 2-core machine shared with
-other jobs, measured with the schedules of docs/schedules.md, plus 1 min to build the fcvid
-proxy on first use): Table 1's training-free rows, LSTM(-G) at U10, AdaFrame-5/10 over mu and
+``--quick`` is a subset for newcomers (5.5 min of cells on 2 idle cores with the schedules of
+docs/schedules.md, plus 1 min to build the fcvid proxy on first use: 6 min 44 s from a fresh
+clone): Table 1's training-free rows, LSTM(-G) at U10, AdaFrame-5/10 over mu and
 the AdaFrame variant at K = 10, FrameGlimpse and FastForward, and Fig. 3/4/5/7/8. The full run
 adds the other LSTM cells (the slowest: ``lstm-all`` and ``lstm-g-all``), AdaFrame-3 and -8, the variant at K = 5, the -G competitors and the
 ablations of Tables 4 and 5. Cells left out print "not run". Table 1's columns are the

@@ -257,7 +257,7 @@ class ARNetAgent(TorchAgent):
             return mean_average_precision(scores, store.label[val_videos])
 
         updates_per_epoch = math.ceil(len(train_videos) / batch)
-        schedule = resolve_schedule(Schedule(s.updates, s.eval_every, s.patience), config,
+        schedule = resolve_schedule(Schedule.of(s), config,
                                     updates_per_epoch=updates_per_epoch)  # fmt: skip
         self.log = train_on_schedule(schedule, one_update, val_map, self.model,
                                      desc=f"train {self.name}", progress=config.progress)  # fmt: skip

@@ -309,7 +309,7 @@ class FrameExitAgent(TorchAgent):
             return float(np.mean([mean_average_precision(scores[:, t], labels)
                                   for t in range(self.k)]))  # fmt: skip
 
-        schedule = resolve_schedule(Schedule(s.updates, s.eval_every, s.patience), config,
+        schedule = resolve_schedule(Schedule.of(s), config,
                                     updates_per_epoch=per_epoch)  # fmt: skip
         self.log = train_on_schedule(schedule, one_update, val_map, net,
                                      desc=f"train {self.name} classifier",

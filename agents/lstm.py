@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from adaframe_env.metrics import mean_average_precision
 from adaframe_env.protocol import RunConfig, TorchAgent, VideoResult
 from adaframe_env.protocol.settings import apply_settings
 from adaframe_env.protocol.training import (
@@ -35,6 +34,7 @@ from adaframe_env.protocol.training import (
     TrainingLog,
     resolve_schedule,
     train_on_schedule,
+    val_map,
     write_curves,
 )
 from agents.recurrent.memory import CONTEXTS, READOUTS, MemoryLSTM, Readout, standardization
@@ -151,8 +151,7 @@ class LSTMAgent(TorchAgent):
         # batches of similar length waste less padding (matters for "all")
         order = np.argsort(store.length[train_videos], kind="stable")
         chunks = [order[i : i + s.batch_size] for i in range(0, len(order), s.batch_size)]
-        schedule = resolve_schedule(Schedule(s.updates, s.eval_every, s.patience), config,
-                                    len(chunks))  # fmt: skip
+        schedule = resolve_schedule(Schedule.of(s), config, len(chunks))
 
         def batches():  # endless: a fresh order of the chunks after each pass
             while True:
@@ -160,7 +159,6 @@ class LSTMAgent(TorchAgent):
                     yield train_videos[chunks[j]]
 
         draws = batches()
-        val = store.videos("val")
 
         def update() -> dict[str, float]:
             self.model.train()
@@ -174,16 +172,7 @@ class LSTMAgent(TorchAgent):
             top1 = (logits.argmax(-1) == labels[vids]).float().mean()
             return {"loss": loss.item(), "train_top1": top1.item()}
 
-        def validate() -> float:
-            if len(val) == 0:
-                return float("nan")
-            chunks = [
-                self.evaluate(store, val[i : i + 256], config) for i in range(0, len(val), 256)
-            ]
-            scores = np.stack([r.scores for chunk in chunks for r in chunk])
-            return float(mean_average_precision(scores, store.label[val]))
-
-        self.log = train_on_schedule(schedule, update, validate, self.model,
+        self.log = train_on_schedule(schedule, update, lambda: val_map(self, store, config), self.model,
                                      desc=f"train {self.name}", progress=config.progress)  # fmt: skip
         self.model.eval()
 

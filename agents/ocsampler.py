@@ -296,7 +296,7 @@ class OCSamplerAgent(TorchAgent):
             )
 
         per_epoch = math.ceil(len(train_videos) / s.batch_size)
-        schedule = resolve_schedule(Schedule(s.updates, s.eval_every, s.patience), config,
+        schedule = resolve_schedule(Schedule.of(s), config,
                                     updates_per_epoch=per_epoch)  # fmt: skip
         self.log = train_on_schedule(schedule, one_update, val_map, self.model,
                                      desc=f"train {self.name}", progress=config.progress)  # fmt: skip

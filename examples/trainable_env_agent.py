@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from adaframe_env.metrics import mean_average_precision
 from adaframe_env.protocol import RunConfig, TorchAgent
 from adaframe_env.protocol.envagent import EnvPolicyAgent
 from adaframe_env.protocol.settings import apply_settings
@@ -39,6 +38,7 @@ from adaframe_env.protocol.training import (
     Schedule,
     resolve_schedule,
     train_on_schedule,
+    val_map,
     write_curves,
 )
 
@@ -138,7 +138,6 @@ class LearnedJumps(EnvPolicyAgent, TorchAgent):
         generator = torch.Generator().manual_seed(config.seed)
         optimizer = torch.optim.Adam(self.model.parameters(), lr=s.lr)
         steps = self.budget(config) - 1
-        val_videos = store.videos("val")
 
         def update() -> dict[str, float]:
             obs, _ = env.reset()
@@ -162,18 +161,10 @@ class LearnedJumps(EnvPolicyAgent, TorchAgent):
             optimizer.step()
             return {"loss": loss.item(), "return": returns[0].mean().item()}
 
-        def validate() -> float:
-            if len(val_videos) == 0:
-                return math.nan  # no val split: the schedule keeps the last weights
-            results = self.evaluate(store, val_videos, config)
-            return mean_average_precision(
-                np.stack([r.scores for r in results]), store.label[val_videos]
-            )
-
-        defaults = Schedule(s.updates, s.eval_every, s.patience)
+        defaults = Schedule.of(s)
         schedule = resolve_schedule(defaults, config, math.ceil(len(train_videos) / s.batch_size))
         try:
-            self.log = train_on_schedule(schedule, update, validate, self.model, desc=f"train {self.name}",
+            self.log = train_on_schedule(schedule, update, lambda: val_map(self, store, config), self.model, desc=f"train {self.name}",
                                          progress=config.progress)  # fmt: skip
         finally:
             env.close()

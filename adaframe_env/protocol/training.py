@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 
@@ -49,6 +50,12 @@ class Schedule:
             )
         if self.keep not in ("best", "last"):
             raise ValueError(f"Schedule.keep must be 'best' or 'last', got {self.keep!r}")
+
+    @classmethod
+    def of(cls, settings) -> Schedule:
+        """The schedule a method's settings name (its ``updates``, ``eval_every``,
+        ``patience`` fields, settable with ``--set``)."""
+        return cls(settings.updates, settings.eval_every, settings.patience)
 
 
 def resolve_schedule(defaults: Schedule, config, updates_per_epoch: int) -> Schedule:
@@ -85,6 +92,19 @@ class TrainingLog:
         if math.isfinite(self.best_val):
             kept += f" (val mAP {100 * self.best_val:.1f})"
         return f"stopped at update {last}: {self.reason}; {kept}"
+
+
+def val_map(agent, store, config, chunk: int = 256) -> float:
+    """mAP of ``agent.evaluate`` on the val split (in chunks of ``chunk`` videos), NaN when the
+    split is empty: the ``validate`` of a method whose evaluation is its prediction."""
+    from adaframe_env.metrics import mean_average_precision
+
+    val = store.videos("val")
+    if len(val) == 0:
+        return math.nan
+    results = [r for i in range(0, len(val), chunk)
+               for r in agent.evaluate(store, val[i : i + chunk], config)]  # fmt: skip
+    return float(mean_average_precision(np.stack([r.scores for r in results]), store.label[val]))
 
 
 def train_on_schedule(

@@ -147,9 +147,7 @@ class RecurrentFrameAgent(TorchAgent):
             opt = torch.optim.Adam(net.parameters(), s.lr, weight_decay=s.weight_decay)
         sched = torch.optim.lr_scheduler.StepLR(opt, s.lr_step or 10**9, gamma=0.1)
         per_epoch = len(train_videos) // batch
-        schedule = resolve_schedule(
-            Schedule(s.updates, s.eval_every, s.patience), config, per_epoch
-        )
+        schedule = resolve_schedule(Schedule.of(s), config, per_epoch)
         val, main = store.videos("val"), distributed.is_main()
         batches = _batches(rng, len(train_videos), batch)
 

@@ -66,6 +66,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.signal import lfilter
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 FCVID_GROUPS = [
@@ -161,6 +162,10 @@ def preset(name: str, **overrides) -> SynthConfig:
     return PRESETS[name].replace(**overrides)
 
 
+# BLAS on one thread: how a threaded matrix product splits its tiles can change the last bit of
+# some entries on some CPUs, and a seed must give the same file whatever the thread settings
+# (OMP_NUM_THREADS, the core count). It costs about 10% of the generation time.
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def generate(config: SynthConfig, progress: bool = True) -> tuple[dict, dict]:
     """Draw a whole synthetic dataset; return (schema arrays, root attributes).
 
